@@ -1,0 +1,149 @@
+//! The file-system seam. The engine does all I/O through `Fs` and `FsFile`, so tests
+//! can swap in `sim::SimFs`, which drops unsynced writes on a simulated power loss.
+
+use std::any::Any;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+pub trait Fs: Send + Sync + 'static {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Names of the entries in `dir`.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Opens an existing file, read-only or read-write.
+    fn open(&self, path: &Path, write: bool) -> io::Result<Arc<dyn FsFile>>;
+    /// Creates a new file (fails if it exists), read-write.
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn FsFile>>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes creations and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes the directory's exclusive lock; `Ok(None)` when someone else holds it.
+    /// The lock lasts as long as the returned guard.
+    fn lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn Any + Send + Sync>>>;
+}
+
+#[allow(clippy::len_without_is_empty)] // a file, not a collection
+pub trait FsFile: Send + Sync {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    fn sync_data(&self) -> io::Result<()>;
+    /// Logical size (what `stat` says), not the allocated size.
+    fn len(&self) -> io::Result<u64>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reserves space up to `len` without changing the logical size.
+    fn preallocate(&self, len: u64) -> io::Result<()>;
+
+    /// Reads until `buf` is full or the file ends; returns the bytes read.
+    fn read_full_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// The real file system.
+pub struct OsFs;
+
+pub const LOCK_FILE: &str = "segwal.lock";
+
+impl Fs for OsFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            if let Some(name) = entry?.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        Ok(names)
+    }
+
+    fn open(&self, path: &Path, write: bool) -> io::Result<Arc<dyn FsFile>> {
+        let f = OpenOptions::new().read(true).write(write).open(path)?;
+        Ok(Arc::new(OsFile(f)))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
+        let f = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        Ok(Arc::new(OsFile(f)))
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn Any + Send + Sync>>> {
+        // flock on a file inside the directory: every spelling of the path (and every
+        // open in this process) reaches the same inode, and the kernel drops the lock
+        // when its holder dies, so a killed writer never blocks the next open.
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(Box::new(f))),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+struct OsFile(File);
+
+impl FsFile for OsFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        // SAFETY: fallocate on a descriptor we own; no memory is passed.
+        let r = unsafe { libc::fallocate(self.0.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn preallocate(&self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,23 @@
+//! segwal's engine: a segmented, partitioned, crash-safe write-ahead log.
+//!
+//! No Node here: the napi binding at the repository root wraps this crate. The on-disk
+//! format is specified in `docs/FORMAT.md`; threads and durability in `docs/DESIGN.md`.
+
+mod commit;
+pub mod error;
+pub mod format;
+pub mod fs;
+mod partition;
+mod reader;
+mod recovery;
+pub mod segment;
+mod truncate;
+mod wal;
+
+pub use error::{Error, ErrorCode, Result};
+pub use partition::{AckEvent, Position, PurgeResult};
+pub use reader::{Batch, Reader, RecordRef, Start};
+pub use wal::{
+    Ack, Options, PartitionStats, Pending, SegmentInfo, Stats, SyncMode, Truncation, Wal, DEFAULT_SEGMENT_SIZE,
+    MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
+};

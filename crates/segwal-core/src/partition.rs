@@ -1,0 +1,214 @@
+//! One partition's state: what has been handed out (LSNs, staged frames) and what has
+//! been acknowledged (the segment table), behind one mutex that no I/O ever holds.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::fs::FsFile;
+use crate::segment::SegMeta;
+
+pub struct Partition {
+    pub id: u16,
+    pub st: Mutex<PState>,
+}
+
+impl Partition {
+    pub fn new(id: u16, st: PState) -> Partition {
+        Partition { id, st: Mutex::new(st) }
+    }
+
+    /// A poisoned mutex only means another thread panicked mid-update; the state
+    /// itself stays consistent at every unlock, so keep going rather than panic.
+    pub fn lock(&self) -> MutexGuard<'_, PState> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The segment being appended to. Owned by whichever worker is processing the
+/// partition; parked in `PState::active` between rounds.
+pub struct Active {
+    pub file: Arc<dyn FsFile>,
+    pub index: u64,
+    pub salt: u32,
+    pub first_lsn: u64,
+    /// Bytes written (header included).
+    pub offset: u64,
+    /// Written but not yet fdatasynced.
+    pub dirty: bool,
+    /// Offset of the last seek point recorded in this segment.
+    pub last_mark: Option<u64>,
+}
+
+pub struct PState {
+    // Handed out on the JS thread.
+    /// LSN the next append gets.
+    pub next_lsn: u64,
+    pub queue: VecDeque<Item>,
+    /// Queued on the scheduler or being processed by a worker.
+    pub scheduled: bool,
+    /// A failure is waiting to be taken by `take_acks`; appends are refused until then
+    /// so that no LSN is reused while the caller may still hold the failed one.
+    pub failure_unreported: bool,
+
+    // Acknowledged (published by the worker after each round).
+    pub segs: Vec<SegMeta>,
+    pub acked_lsn: u64,
+    /// First retained LSN.
+    pub log_start: u64,
+    /// Index the next new segment gets when `segs` is empty.
+    pub next_index: u64,
+    /// Bumped by truncate so readers past the cut notice.
+    pub epoch: u64,
+    /// The lowest LSN `truncate_after` removed in the current epoch (readers beyond it fail).
+    pub cut_lsn: u64,
+    pub active: Option<Active>,
+    /// Acknowledgements not yet taken by `take_acks`.
+    pub events: Vec<AckEvent>,
+}
+
+impl PState {
+    pub fn empty(next_index: u64) -> PState {
+        PState {
+            next_lsn: 1,
+            queue: VecDeque::new(),
+            scheduled: false,
+            failure_unreported: false,
+            segs: Vec::new(),
+            acked_lsn: 0,
+            log_start: 1,
+            next_index,
+            epoch: 0,
+            cut_lsn: u64::MAX,
+            active: None,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn first_retained(&self) -> u64 {
+        if self.acked_lsn >= self.log_start {
+            self.log_start
+        } else {
+            0
+        }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.segs.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Index of the segment holding `lsn` (which must be retained and acknowledged).
+    pub fn seg_for_lsn(&self, lsn: u64) -> Option<usize> {
+        let i = self.segs.partition_point(|s| s.first_lsn <= lsn);
+        (i > 0).then(|| i - 1)
+    }
+
+    /// Appends one staged frame (see `format::push_frame`) to the queue's last run.
+    pub fn frames_mut(&mut self) -> &mut Frames {
+        if !matches!(self.queue.back(), Some(Item::Frames(_))) {
+            self.queue.push_back(Item::Frames(Frames::default()));
+        }
+        match self.queue.back_mut() {
+            Some(Item::Frames(f)) => f,
+            _ => unreachable!("just pushed"),
+        }
+    }
+}
+
+/// Work for the partition's writer, in the order the calls were made.
+pub enum Item {
+    Frames(Frames),
+    Sync(Reply<()>),
+    Truncate(u64, Reply<()>),
+    Purge(u64, Reply<PurgeResult>),
+}
+
+/// The writer's end of a `Done`: if it is dropped unanswered (a bug, a panic), the
+/// waiter gets an error instead of waiting forever.
+pub struct Reply<T>(pub Arc<Done<T>>);
+
+impl<T> Reply<T> {
+    pub fn set(&self, r: Result<T>) {
+        self.0.set(r);
+    }
+}
+
+impl<T> Drop for Reply<T> {
+    fn drop(&mut self) {
+        self.0.set(Err(Error::new(
+            ErrorCode::Io,
+            "internal error: the operation was abandoned",
+        )));
+    }
+}
+
+/// Staged frames, checksums not yet filled (the salt depends on where they land).
+#[derive(Default)]
+pub struct Frames {
+    pub buf: Vec<u8>,
+    pub recs: Vec<Rec>,
+}
+
+#[derive(Clone, Copy)]
+pub struct Rec {
+    pub lsn: u64,
+    pub frame_len: u32,
+    pub batch_left: u32,
+    /// A single append (its position is reported back); batch members are not.
+    pub single: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub lsn: u64,
+    pub segment: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum AckEvent {
+    /// Every record up to `through_lsn` is acknowledged; positions of the single appends.
+    Acked { through_lsn: u64, positions: Vec<Position> },
+    /// Every pending record from `first_lsn` on failed.
+    Failed { first_lsn: u64, error: Error },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PurgeResult {
+    pub segments_deleted: u64,
+    pub bytes_freed: u64,
+    pub first_lsn: u64,
+}
+
+/// A one-shot result slot a blocked caller waits on.
+pub struct Done<T> {
+    slot: Mutex<Option<Result<T>>>,
+    cv: Condvar,
+}
+
+impl<T> Done<T> {
+    pub fn new() -> Arc<Done<T>> {
+        Arc::new(Done {
+            slot: Mutex::new(None),
+            cv: Condvar::new(),
+        })
+    }
+
+    pub fn set(&self, r: Result<T>) {
+        let mut s = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if s.is_none() {
+            *s = Some(r);
+        }
+        self.cv.notify_all();
+    }
+
+    pub fn wait(&self) -> Result<T> {
+        let mut s = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(r) = s.take() {
+                return r;
+            }
+            s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The chained reader: positioned by a binary search in the segment table (plus the
+//! segment's seek points), it reads large chunks, verifies every frame, and moves to
+//! segment `index + 1` at the end of each, insisting on LSN continuity.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::format::{self, Decoded, SEGMENT_HEADER_LEN};
+use crate::fs::{Fs, FsFile};
+use crate::partition::{PState, Partition};
+use crate::segment::{self, SegMeta};
+
+const HEADER: u64 = SEGMENT_HEADER_LEN as u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// From this LSN; 0 means the start of the retained log.
+    Lsn(u64),
+    /// From the record at this position (as an append or a read reported it).
+    Position { segment: u64, offset: u64 },
+}
+
+/// Records read in one go: payloads are ranges of `data`, so one buffer serves them all.
+pub struct Batch {
+    pub data: Vec<u8>,
+    pub records: Vec<RecordRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef {
+    pub lsn: u64,
+    pub segment: u64,
+    pub offset: u64,
+    pub payload_start: u32,
+    pub payload_len: u32,
+}
+
+pub struct Reader {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    part: Arc<Partition>,
+    next_lsn: u64,
+    /// Where `next_lsn` starts; `None` until sought.
+    pos: Option<(u64, u64)>,
+    file: Option<(u64, Arc<dyn FsFile>)>,
+    epoch: u64,
+}
+
+impl Reader {
+    pub(crate) fn new(fs: Arc<dyn Fs>, dir: PathBuf, part: Arc<Partition>, start: Start) -> Result<Reader> {
+        let st = part.lock();
+        let epoch = st.epoch;
+        let (next_lsn, pos) = match start {
+            Start::Lsn(lsn) => {
+                let lsn = if lsn == 0 { st.log_start } else { lsn };
+                if lsn < st.log_start {
+                    return Err(purged(part.id, lsn, st.log_start));
+                }
+                if lsn > st.acked_lsn + 1 {
+                    return Err(Error::new(
+                        ErrorCode::LsnOutOfRange,
+                        format!(
+                            "fromLsn {lsn} is above lastLsn + 1 ({}) of partition {}",
+                            st.acked_lsn + 1,
+                            part.id
+                        ),
+                    ));
+                }
+                // At the end: the next record goes right after the last one.
+                let pos = if lsn == st.acked_lsn + 1 {
+                    st.segs.last().map(|s| (s.index, s.bytes))
+                } else {
+                    None
+                };
+                (lsn, pos)
+            }
+            Start::Position { segment, offset } => {
+                let Some(seg) = find_seg(&st, segment) else {
+                    if st.segs.first().is_some_and(|s| segment < s.index) {
+                        return Err(Error::new(
+                            ErrorCode::LsnPurged,
+                            format!("from.segment {segment} of partition {} has been purged", part.id),
+                        ));
+                    }
+                    return Err(Error::invalid(format!(
+                        "from.segment {segment} does not exist in partition {}",
+                        part.id
+                    )));
+                };
+                let seg = seg.clone();
+                drop(st);
+                let lsn = record_at(fs.as_ref(), &dir, part.id, &seg, offset)?;
+                return Ok(Reader {
+                    fs,
+                    dir,
+                    part,
+                    next_lsn: lsn,
+                    pos: Some((segment, offset)),
+                    file: None,
+                    epoch,
+                });
+            }
+        };
+        drop(st);
+        Ok(Reader {
+            fs,
+            dir,
+            part,
+            next_lsn,
+            pos,
+            file: None,
+            epoch,
+        })
+    }
+
+    /// LSN of the next record this reader will return.
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// The next records, about `max_bytes` of them (at least one whole record);
+    /// `None` when the reader has caught up with the acknowledged log.
+    pub fn next_batch(&mut self, max_bytes: usize) -> Result<Option<Batch>> {
+        let pid = self.part.id;
+        loop {
+            let (seg, acked, next) = {
+                let st = self.part.lock();
+                if st.epoch != self.epoch {
+                    if self.next_lsn > st.cut_lsn || self.next_lsn > st.acked_lsn + 1 {
+                        return Err(Error::new(
+                            ErrorCode::LsnOutOfRange,
+                            format!(
+                                "partition {pid} was truncated below LSN {} while it was being read",
+                                self.next_lsn
+                            ),
+                        ));
+                    }
+                    self.epoch = st.epoch;
+                }
+                if st.acked_lsn < self.next_lsn {
+                    return Ok(None);
+                }
+                if self.pos.is_none() {
+                    let Some(i) = st.seg_for_lsn(self.next_lsn) else {
+                        return Err(purged(pid, self.next_lsn, st.log_start));
+                    };
+                    let s = &st.segs[i];
+                    let mark = s.marks.iter().rev().find(|&&(l, _)| l <= self.next_lsn);
+                    let (from_lsn, from) = mark.copied().unwrap_or((s.first_lsn, HEADER));
+                    let seek = (s.clone(), from_lsn, from);
+                    drop(st);
+                    self.seek(seek)?;
+                    continue;
+                }
+                let (index, _) = self.pos.unwrap_or_default();
+                let Some(seg) = find_seg(&st, index) else {
+                    return Err(purged(pid, self.next_lsn, st.log_start));
+                };
+                (seg.clone(), st.acked_lsn, find_seg(&st, index + 1).cloned())
+            };
+            let (index, offset) = self.pos.unwrap_or_default();
+            if offset >= seg.bytes {
+                let Some(next) = next else {
+                    return Err(Error::corruption(
+                        format::segment_file_name(pid, index + 1),
+                        0,
+                        format!("segment file missing (needed for LSN {})", self.next_lsn),
+                    ));
+                };
+                if next.first_lsn != self.next_lsn {
+                    return Err(Error::corruption(
+                        format::segment_file_name(pid, next.index),
+                        0,
+                        format!(
+                            "segment starts at LSN {} where {} was expected",
+                            next.first_lsn, self.next_lsn
+                        ),
+                    ));
+                }
+                self.pos = Some((next.index, HEADER));
+                continue;
+            }
+            return self.read(&seg, offset, acked, max_bytes).map(Some);
+        }
+    }
+
+    fn open(&mut self, index: u64) -> Result<Arc<dyn FsFile>> {
+        if let Some((i, f)) = &self.file {
+            if *i == index {
+                return Ok(f.clone());
+            }
+        }
+        let name = format::segment_file_name(self.part.id, index);
+        let f = self.fs.open(&self.dir.join(&name), false).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                purged(self.part.id, self.next_lsn, 0)
+            } else {
+                Error::io(&e, format!("opening {name}"))
+            }
+        })?;
+        self.file = Some((index, f.clone()));
+        Ok(f)
+    }
+
+    fn seek(&mut self, (seg, from_lsn, from): (SegMeta, u64, u64)) -> Result<()> {
+        let file = self.open(seg.index)?;
+        let name = format::segment_file_name(self.part.id, seg.index);
+        let (at, _) = segment::find_frame(file.as_ref(), seg.salt, from, seg.bytes, from_lsn, self.next_lsn)
+            .map_err(|e| Error::io(&e, format!("reading {name}")))?
+            .map_err(|(off, why)| Error::corruption(name, off, why))?;
+        self.pos = Some((seg.index, at));
+        Ok(())
+    }
+
+    fn read(&mut self, seg: &SegMeta, offset: u64, acked: u64, max_bytes: usize) -> Result<Batch> {
+        let file = self.open(seg.index)?;
+        let name = format::segment_file_name(self.part.id, seg.index);
+        let io = |e: std::io::Error| Error::io(&e, format!("reading {name}"));
+        let avail = seg.bytes - offset;
+        let mut want = (max_bytes.max(4096) as u64).min(avail) as usize;
+        let mut data = vec![0u8; want];
+        let mut got = file.read_full_at(&mut data, offset).map_err(io)?;
+        let mut records = Vec::new();
+        let mut pos = 0usize;
+        while pos < got && self.next_lsn <= acked {
+            let here = offset + pos as u64;
+            match format::decode(&data[pos..got], seg.salt, seg.bytes - here) {
+                Decoded::Frame(f) => {
+                    if f.lsn != self.next_lsn {
+                        return Err(Error::corruption(
+                            name,
+                            here,
+                            format!("record {} where {} was expected", f.lsn, self.next_lsn),
+                        ));
+                    }
+                    let r = f.payload_range();
+                    records.push(RecordRef {
+                        lsn: f.lsn,
+                        segment: seg.index,
+                        offset: here,
+                        payload_start: (pos + r.start) as u32,
+                        payload_len: f.payload_len,
+                    });
+                    pos += f.frame_len;
+                    self.next_lsn += 1;
+                }
+                Decoded::NeedMore(need) if records.is_empty() && here + need as u64 <= seg.bytes && want < need => {
+                    // One record larger than the batch: read it whole.
+                    want = need;
+                    data.resize(want, 0);
+                    got = file.read_full_at(&mut data, offset).map_err(io)?;
+                    if got < need {
+                        return Err(Error::corruption(name, here, "segment ends inside a record"));
+                    }
+                }
+                Decoded::NeedMore(_) if !records.is_empty() => break,
+                Decoded::NeedMore(_) => return Err(Error::corruption(name, here, "segment ends inside a record")),
+                Decoded::Invalid(why) => return Err(Error::corruption(name, here, why)),
+            }
+        }
+        self.pos = Some((seg.index, offset + pos as u64));
+        data.truncate(pos);
+        Ok(Batch { data, records })
+    }
+}
+
+fn find_seg(st: &PState, index: u64) -> Option<&SegMeta> {
+    let first = st.segs.first()?.index;
+    st.segs
+        .get(usize::try_from(index.checked_sub(first)?).ok()?)
+        .filter(|s| s.index == index)
+}
+
+fn purged(partition: u16, lsn: u64, first: u64) -> Error {
+    Error::new(
+        ErrorCode::LsnPurged,
+        format!("LSN {lsn} of partition {partition} has been purged (first retained LSN {first})"),
+    )
+}
+
+/// The LSN of the record that starts at `offset` in `seg` (or the next LSN at its end).
+fn record_at(fs: &dyn Fs, dir: &std::path::Path, pid: u16, seg: &SegMeta, offset: u64) -> Result<u64> {
+    let not_a_record = || {
+        Error::invalid(format!(
+            "from {{ segment: {}, offset: {offset} }} is not the start of a record in partition {pid}",
+            seg.index
+        ))
+    };
+    if offset < HEADER || !offset.is_multiple_of(8) || offset > seg.bytes {
+        return Err(not_a_record());
+    }
+    if offset == seg.bytes {
+        return Ok(seg.last_lsn + 1);
+    }
+    let name = format::segment_file_name(pid, seg.index);
+    let file = fs
+        .open(&dir.join(&name), false)
+        .map_err(|e| Error::io(&e, format!("opening {name}")))?;
+    let mut head = vec![0u8; format::FRAME_HEADER_LEN];
+    file.read_full_at(&mut head, offset)
+        .map_err(|e| Error::io(&e, format!("reading {name}")))?;
+    let need = match format::decode(&head, seg.salt, seg.bytes - offset) {
+        Decoded::NeedMore(n) => n,
+        Decoded::Frame(f) => f.frame_len,
+        Decoded::Invalid(_) => return Err(not_a_record()),
+    };
+    if offset + need as u64 > seg.bytes {
+        return Err(not_a_record());
+    }
+    let mut frame = vec![0u8; need];
+    file.read_full_at(&mut frame, offset)
+        .map_err(|e| Error::io(&e, format!("reading {name}")))?;
+    match format::decode(&frame, seg.salt, seg.bytes - offset) {
+        Decoded::Frame(f) if (seg.first_lsn..=seg.last_lsn).contains(&f.lsn) => Ok(f.lsn),
+        _ => Err(not_a_record()),
+    }
+}

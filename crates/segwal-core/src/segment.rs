@@ -1,0 +1,283 @@
+//! One segment file: naming, creation (header, preallocation), and reading its frames.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::format::{self, Decoded, FrameInfo, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::fs::{Fs, FsFile};
+
+/// What the engine knows of one segment: an entry of a partition's segment table.
+#[derive(Debug, Clone)]
+pub struct SegMeta {
+    pub index: u64,
+    pub first_lsn: u64,
+    /// `first_lsn - 1` while the segment holds no record.
+    pub last_lsn: u64,
+    /// Logical size: header plus acknowledged frames.
+    pub bytes: u64,
+    pub salt: u32,
+    /// Sparse (lsn, offset) seek points, ascending; empty for segments not written
+    /// since open (readers then scan from the header).
+    pub marks: Vec<(u64, u64)>,
+}
+
+/// Distance between seek points kept for segments written by this process.
+pub const MARK_EVERY: u64 = 64 * 1024;
+
+pub fn random_salt() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u32
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Creates a segment durably: header written and synced, space reserved, directory synced.
+pub fn create(
+    fs: &dyn Fs,
+    dir: &Path,
+    partition: u16,
+    index: u64,
+    first_lsn: u64,
+    preallocate: Option<u64>,
+) -> Result<(Arc<dyn FsFile>, SegmentHeader)> {
+    let name = format::segment_file_name(partition, index);
+    let path = dir.join(&name);
+    let file = fs
+        .create(&path)
+        .map_err(|e| Error::io(&e, format!("creating {name}")))?;
+    let header = SegmentHeader {
+        partition,
+        index,
+        first_lsn,
+        salt: random_salt(),
+        created_ms: now_ms(),
+    };
+    let done = (|| {
+        if let Some(len) = preallocate {
+            preallocate_file(file.as_ref(), len).map_err(|e| Error::io(&e, format!("preallocating {name}")))?;
+        }
+        file.write_all_at(&header.encode(), 0)
+            .and_then(|_| file.sync_data())
+            .map_err(|e| Error::io(&e, format!("writing the header of {name}")))?;
+        fs.sync_dir(dir).map_err(|e| Error::io(&e, "syncing the WAL directory"))
+    })();
+    match done {
+        Ok(()) => Ok((file, header)),
+        Err(e) => {
+            // Leave no half-made segment behind for recovery to puzzle over.
+            let _ = fs.remove(&path);
+            let _ = fs.sync_dir(dir);
+            Err(e)
+        }
+    }
+}
+
+/// Reserves space; file systems without fallocate just don't get the reservation.
+pub fn preallocate_file(file: &dyn FsFile, len: u64) -> std::io::Result<()> {
+    match file.preallocate(len) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)) => Ok(()),
+        other => other,
+    }
+}
+
+/// Reads the frame that ends exactly at `end`, via its trailer, verified by its checksum.
+pub fn read_frame_ending_at(file: &dyn FsFile, salt: u32, end: u64) -> std::io::Result<Option<(u64, FrameInfo)>> {
+    if end < (SEGMENT_HEADER_LEN + format::FRAME_OVERHEAD) as u64 {
+        return Ok(None);
+    }
+    let mut trailer = [0u8; format::FRAME_TRAILER_LEN];
+    if file.read_full_at(&mut trailer, end - format::FRAME_TRAILER_LEN as u64)? < format::FRAME_TRAILER_LEN {
+        return Ok(None);
+    }
+    let Some(flen) = format::trailer_frame_len(&trailer) else {
+        return Ok(None);
+    };
+    if flen as u64 > end - SEGMENT_HEADER_LEN as u64 {
+        return Ok(None);
+    }
+    let start = end - flen as u64;
+    let mut buf = vec![0u8; flen];
+    if file.read_full_at(&mut buf, start)? < flen {
+        return Ok(None);
+    }
+    Ok(match format::decode(&buf, salt, flen as u64) {
+        Decoded::Frame(f) if f.frame_len == flen => Some((start, f)),
+        _ => None,
+    })
+}
+
+/// The end of a frame sequence scanned from `start`, checking LSN continuity.
+pub struct Scan {
+    /// Offset just after the last frame that ends a batch (or a single record).
+    pub good_end: u64,
+    /// LSN of the record at `good_end - ...` (`expect_lsn - 1` if none).
+    pub good_last_lsn: u64,
+    /// Where decoding stopped, if before `end`, and why.
+    pub stopped: Option<(u64, &'static str)>,
+    /// Seek points gathered on the way.
+    pub marks: Vec<(u64, u64)>,
+}
+
+/// Scans frames from `start` to `end` (the logical size), in large reads.
+pub fn scan(file: &dyn FsFile, salt: u32, start: u64, end: u64, expect_lsn: u64) -> std::io::Result<Scan> {
+    const CHUNK: usize = 1 << 20;
+    let mut s = Scan {
+        good_end: start,
+        good_last_lsn: expect_lsn - 1,
+        stopped: None,
+        marks: Vec::new(),
+    };
+    let mut pos = start;
+    let mut lsn = expect_lsn;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_at = start;
+    let mut last_mark = 0u64;
+    while pos < end {
+        let rel = (pos - buf_at) as usize;
+        let avail = buf.len() - rel;
+        let decoded = format::decode(&buf[rel..], salt, end - pos);
+        match decoded {
+            Decoded::Frame(f) if f.lsn == lsn => {
+                if pos >= last_mark + MARK_EVERY || s.marks.is_empty() {
+                    s.marks.push((lsn, pos));
+                    last_mark = pos;
+                }
+                pos += f.frame_len as u64;
+                if f.batch_left == 0 {
+                    s.good_end = pos;
+                    s.good_last_lsn = lsn;
+                }
+                lsn += 1;
+            }
+            Decoded::Frame(_) => {
+                s.stopped = Some((pos, "record out of LSN order"));
+                break;
+            }
+            Decoded::NeedMore(need) if (pos + need as u64) <= end && need > avail => {
+                let want = need.max(CHUNK).min((end - pos) as usize);
+                buf.clear();
+                buf.resize(want, 0);
+                let got = file.read_full_at(&mut buf, pos)?;
+                buf.truncate(got);
+                buf_at = pos;
+                if got < need {
+                    s.stopped = Some((pos, "segment ends inside a record"));
+                    break;
+                }
+            }
+            Decoded::NeedMore(_) => {
+                s.stopped = Some((pos, "segment ends inside a record"));
+                break;
+            }
+            Decoded::Invalid(why) => {
+                s.stopped = Some((pos, why));
+                break;
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// Looks for any valid frame of this segment at an aligned offset in `[from, end)`:
+/// proof that damage at `from` is not a torn tail but a hole in the middle of the log.
+pub fn valid_frame_after(
+    file: &dyn FsFile,
+    salt: u32,
+    from: u64,
+    end: u64,
+    min_lsn: u64,
+) -> std::io::Result<Option<u64>> {
+    const CHUNK: u64 = 1 << 20;
+    let mut at = (from + 8) & !7;
+    while at + (format::FRAME_OVERHEAD as u64) <= end {
+        let chunk_end = (at + CHUNK).min(end);
+        let mut buf = vec![0u8; (chunk_end - at) as usize];
+        let got = file.read_full_at(&mut buf, at)?;
+        buf.truncate(got);
+        let mut off = 0usize;
+        while off + format::FRAME_HEADER_LEN <= buf.len() {
+            let here = at + off as u64;
+            match format::decode(&buf[off..], salt, end - here) {
+                Decoded::Frame(f) if f.lsn >= min_lsn => return Ok(Some(here)),
+                Decoded::NeedMore(need) if here + need as u64 <= end => {
+                    let mut frame = vec![0u8; need];
+                    if file.read_full_at(&mut frame, here)? == need {
+                        if let Decoded::Frame(f) = format::decode(&frame, salt, end - here) {
+                            if f.lsn >= min_lsn {
+                                return Ok(Some(here));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            off += 8;
+        }
+        let next = at + off as u64;
+        if next <= at {
+            break;
+        }
+        at = next;
+    }
+    Ok(None)
+}
+
+/// Where a segment is damaged and why.
+pub type Damage = (u64, &'static str);
+
+/// Finds the frame of LSN `target` by walking frames from `from` (which holds `from_lsn`);
+/// returns its offset and bytes. Damage on the way is reported as `Err((offset, why))`.
+pub fn find_frame(
+    file: &dyn FsFile,
+    salt: u32,
+    from: u64,
+    end: u64,
+    from_lsn: u64,
+    target: u64,
+) -> std::io::Result<std::result::Result<(u64, Vec<u8>), Damage>> {
+    const CHUNK: usize = 256 << 10;
+    let mut pos = from;
+    let mut lsn = from_lsn;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_at = from;
+    while pos < end {
+        let rel = (pos - buf_at) as usize;
+        let window = if rel <= buf.len() { &buf[rel..] } else { &[][..] };
+        match format::decode(window, salt, end - pos) {
+            Decoded::Frame(f) if f.lsn != lsn => return Ok(Err((pos, "record out of LSN order"))),
+            Decoded::Frame(f) if f.lsn == target => return Ok(Ok((pos, window[..f.frame_len].to_vec()))),
+            Decoded::Frame(f) => {
+                pos += f.frame_len as u64;
+                lsn += 1;
+            }
+            Decoded::NeedMore(need) if pos + need as u64 <= end && need > window.len() => {
+                let want = need.max(CHUNK).min((end - pos) as usize);
+                buf.clear();
+                buf.resize(want, 0);
+                let got = file.read_full_at(&mut buf, pos)?;
+                buf.truncate(got);
+                buf_at = pos;
+                if got < need {
+                    return Ok(Err((pos, "segment ends inside a record")));
+                }
+            }
+            Decoded::NeedMore(_) => return Ok(Err((pos, "segment ends inside a record"))),
+            Decoded::Invalid(why) => return Ok(Err((pos, why))),
+        }
+    }
+    Ok(Err((pos, "record not found in its segment")))
+}

@@ -1,0 +1,659 @@
+//! The WAL: directory lock, the partitions, the public operations.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::format::{self, FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
+use crate::fs::{Fs, OsFs};
+use crate::partition::{AckEvent, Done, Item, PState, Partition, PurgeResult, Rec, Reply};
+use crate::reader::{Reader, Start};
+use crate::recovery;
+
+pub const MIN_SEGMENT_SIZE: u64 = 1024;
+pub const MAX_SEGMENT_SIZE: u64 = 4 << 30;
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+/// Writer threads; a partition is handled by one at a time, so different partitions
+/// fsync in parallel while each one's appends share its fsync.
+const WORKERS: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Acknowledge after fdatasync (group commit).
+    Always,
+    /// Acknowledge once the OS has the bytes.
+    None,
+    /// Like `None`, plus an fdatasync of every written partition at this period.
+    Interval(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub segment_size: u64,
+    pub sync: SyncMode,
+    pub preallocate: bool,
+    pub repair: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            sync: SyncMode::Always,
+            preallocate: true,
+            repair: false,
+        }
+    }
+}
+
+/// A part of a segment cut at open (torn tail) or dropped by repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Truncation {
+    pub partition: u16,
+    pub segment: u64,
+    pub truncated_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub partition: u16,
+    pub events: Vec<AckEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub index: u64,
+    pub file: String,
+    pub first_lsn: u64,
+    pub last_lsn: u64,
+    pub bytes: u64,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub partition: u16,
+    pub first_lsn: u64,
+    pub last_lsn: u64,
+    pub segments: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub partitions: Vec<PartitionStats>,
+    pub appends: u64,
+    pub batches: u64,
+    pub syncs: u64,
+    pub bytes_written: u64,
+}
+
+pub(crate) type Notifier = Arc<dyn Fn() + Send + Sync>;
+
+pub(crate) struct Counters {
+    pub appends: AtomicU64,
+    pub batches: AtomicU64,
+    pub syncs: AtomicU64,
+    pub bytes_written: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub fs: Arc<dyn Fs>,
+    pub opts: Options,
+    pub parts: Box<[OnceLock<Arc<Partition>>]>,
+    pub closed: AtomicBool,
+    /// Set by a failed fdatasync: the state of unsynced data is unknown from then on,
+    /// so nothing may be acknowledged again until the WAL is reopened.
+    pub poisoned: Mutex<Option<Error>>,
+    pub is_poisoned: AtomicBool,
+    pub counters: Counters,
+    sched: Mutex<Sched>,
+    sched_cv: Condvar,
+    /// Wakes the interval syncer at close (kept apart from `sched_cv`, whose
+    /// `notify_one` must always reach a writer).
+    stop_cv: Condvar,
+    acks_dirty: Mutex<Vec<u16>>,
+    ack_signalled: AtomicBool,
+    notifier: Mutex<Option<Notifier>>,
+    recovery: Vec<Truncation>,
+    lock: Mutex<Option<Box<dyn Any + Send + Sync>>>,
+}
+
+struct Sched {
+    ready: VecDeque<Arc<Partition>>,
+    stop: bool,
+}
+
+/// An operation queued behind earlier appends; `wait` blocks until it is done.
+pub struct Pending(PendingInner);
+
+enum PendingInner {
+    Ready(Result<()>),
+    One(Arc<Done<()>>),
+    All(Vec<Arc<Done<()>>>),
+}
+
+impl Pending {
+    pub fn wait(self) -> Result<()> {
+        match self.0 {
+            PendingInner::Ready(r) => r,
+            PendingInner::One(d) => d.wait(),
+            PendingInner::All(ds) => {
+                let mut first = Ok(());
+                for d in ds {
+                    if let Err(e) = d.wait() {
+                        if first.is_ok() {
+                            first = Err(e);
+                        }
+                    }
+                }
+                first
+            }
+        }
+    }
+}
+
+pub struct Wal {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Wal {
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Wal> {
+        Wal::open_with(dir, opts, Arc::new(OsFs))
+    }
+
+    /// Opens through another file system (tests inject faults and power loss).
+    pub fn open_with(dir: impl AsRef<Path>, opts: Options, fs: Arc<dyn Fs>) -> Result<Wal> {
+        let dir = dir.as_ref().to_path_buf();
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&opts.segment_size) {
+            return Err(Error::invalid(format!(
+                "segmentSize must be an integer from {MIN_SEGMENT_SIZE} to {MAX_SEGMENT_SIZE}, got {}",
+                opts.segment_size
+            )));
+        }
+        if let SyncMode::Interval(d) = opts.sync {
+            if d.is_zero() {
+                return Err(Error::invalid("sync.intervalMs must be a positive number"));
+            }
+        }
+        fs.create_dir_all(&dir)
+            .map_err(|e| Error::io(&e, format!("creating {}", dir.display())))?;
+        let lock = fs
+            .lock_dir(&dir)
+            .map_err(|e| Error::io(&e, format!("locking {}", dir.display())))?;
+        let Some(lock) = lock else {
+            return Err(Error::new(
+                ErrorCode::Locked,
+                format!("{} is already open by another Wal", dir.display()),
+            ));
+        };
+        let found = recovery::recover(fs.as_ref(), &dir, &opts)?;
+        let parts: Box<[OnceLock<Arc<Partition>>]> = (0..=u16::MAX as usize).map(|_| OnceLock::new()).collect();
+        for (id, st) in found.partitions {
+            let _ = parts[id as usize].set(Arc::new(Partition::new(id, st)));
+        }
+        let inner = Arc::new(Inner {
+            dir,
+            fs,
+            opts,
+            parts,
+            closed: AtomicBool::new(false),
+            poisoned: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
+            counters: Counters {
+                appends: AtomicU64::new(0),
+                batches: AtomicU64::new(0),
+                syncs: AtomicU64::new(0),
+                bytes_written: AtomicU64::new(0),
+            },
+            sched: Mutex::new(Sched {
+                ready: VecDeque::new(),
+                stop: false,
+            }),
+            sched_cv: Condvar::new(),
+            stop_cv: Condvar::new(),
+            acks_dirty: Mutex::new(Vec::new()),
+            ack_signalled: AtomicBool::new(false),
+            notifier: Mutex::new(None),
+            recovery: found.truncations,
+            lock: Mutex::new(Some(lock)),
+        });
+        let mut threads = Vec::new();
+        for i in 0..WORKERS {
+            let inner = inner.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("segwal-writer-{i}"))
+                .spawn(move || inner.worker_loop())
+                .map_err(|e| Error::io(&e, "starting a writer thread"))?;
+            threads.push(t);
+        }
+        if let SyncMode::Interval(period) = inner.opts.sync {
+            let inner = inner.clone();
+            let t = std::thread::Builder::new()
+                .name("segwal-syncer".into())
+                .spawn(move || inner.interval_loop(period))
+                .map_err(|e| Error::io(&e, "starting the sync thread"))?;
+            threads.push(t);
+        }
+        Ok(Wal {
+            inner,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Called (from engine threads, at most once until `take_acks` runs) when there are
+    /// acknowledgements to take.
+    pub fn set_notifier(&self, f: Arc<dyn Fn() + Send + Sync>) {
+        *self.inner.notifier.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    pub fn recovery(&self) -> Vec<Truncation> {
+        self.inner.recovery.clone()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Stages one record; returns its LSN. The acknowledgement comes through `take_acks`.
+    pub fn append(&self, partition: u16, payload: &[u8]) -> Result<u64> {
+        self.inner
+            .check_record_fits(format::frame_len(payload.len()) as u64, "payload")?;
+        let p = self.inner.partition(partition);
+        let mut st = p.lock();
+        self.inner.check_writable(&st)?;
+        let lsn = st.next_lsn;
+        st.next_lsn += 1;
+        let f = st.frames_mut();
+        format::push_frame(&mut f.buf, lsn, 0, payload);
+        f.recs.push(Rec {
+            lsn,
+            frame_len: format::frame_len(payload.len()) as u32,
+            batch_left: 0,
+            single: true,
+        });
+        self.inner.schedule(&p, st);
+        self.inner.counters.appends.fetch_add(1, Ordering::Relaxed);
+        Ok(lsn)
+    }
+
+    /// Stages a batch that will be in one segment and survive a crash whole or not at all.
+    pub fn append_batch(&self, partition: u16, payloads: &[&[u8]]) -> Result<(u64, u64)> {
+        if payloads.is_empty() {
+            return Err(Error::invalid("payloads must hold at least one record"));
+        }
+        let total: u64 = payloads.iter().map(|x| format::frame_len(x.len()) as u64).sum();
+        self.inner.check_record_fits(total, "payloads")?;
+        let n = payloads.len() as u64;
+        let p = self.inner.partition(partition);
+        let mut st = p.lock();
+        self.inner.check_writable(&st)?;
+        let first = st.next_lsn;
+        st.next_lsn += n;
+        let f = st.frames_mut();
+        f.buf.reserve(total as usize);
+        for (i, payload) in payloads.iter().enumerate() {
+            let lsn = first + i as u64;
+            let left = (payloads.len() - 1 - i) as u32;
+            format::push_frame(&mut f.buf, lsn, left, payload);
+            f.recs.push(Rec {
+                lsn,
+                frame_len: format::frame_len(payload.len()) as u32,
+                batch_left: left,
+                single: false,
+            });
+        }
+        self.inner.schedule(&p, st);
+        self.inner.counters.appends.fetch_add(n, Ordering::Relaxed);
+        self.inner.counters.batches.fetch_add(1, Ordering::Relaxed);
+        Ok((first, first + n - 1))
+    }
+
+    /// Everything acknowledged or failed since the last call, per partition, in order.
+    pub fn take_acks(&self) -> Vec<Ack> {
+        self.inner.ack_signalled.store(false, Ordering::SeqCst);
+        let ids = std::mem::take(&mut *self.inner.acks_dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(p) = self.inner.parts[id as usize].get() {
+                let mut st = p.lock();
+                let events = std::mem::take(&mut st.events);
+                if events.iter().any(|e| matches!(e, AckEvent::Failed { .. })) {
+                    st.failure_unreported = false;
+                }
+                if !events.is_empty() {
+                    out.push(Ack { partition: id, events });
+                }
+            }
+        }
+        out
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn sync(&self) -> Pending {
+        if let Err(e) = self.inner.check_open() {
+            return Pending(PendingInner::Ready(Err(e)));
+        }
+        Pending(PendingInner::All(
+            self.inner.enqueue_everywhere(|d| Item::Sync(Reply(d))),
+        ))
+    }
+
+    /// Removes every record above `lsn`; the next append gets `lsn + 1`.
+    pub fn truncate_after(&self, partition: u16, lsn: u64) -> Result<Pending> {
+        self.inner.check_open()?;
+        let Some(p) = self.inner.parts[partition as usize].get().cloned() else {
+            return if lsn == 0 {
+                Ok(Pending(PendingInner::Ready(Ok(()))))
+            } else {
+                Err(lsn_out_of_range(lsn, 0))
+            };
+        };
+        let mut st = p.lock();
+        self.inner.check_writable(&st)?;
+        let last = st.next_lsn - 1;
+        if lsn > last {
+            return Err(lsn_out_of_range(lsn, last));
+        }
+        if lsn != 0 && lsn + 1 < st.log_start {
+            return Err(Error::new(
+                ErrorCode::LsnPurged,
+                format!(
+                    "lsn {lsn} is below the first retained LSN {} of partition {partition}",
+                    st.log_start
+                ),
+            ));
+        }
+        let done = Done::new();
+        st.next_lsn = lsn + 1;
+        st.queue.push_back(Item::Truncate(lsn, Reply(done.clone())));
+        self.inner.schedule(&p, st);
+        Ok(Pending(PendingInner::One(done)))
+    }
+
+    /// Deletes the oldest segments whose records are all below `min_lsn` (never the active one).
+    pub fn purge_before(&self, partition: u16, min_lsn: u64) -> Result<PurgeResult> {
+        self.inner.check_open()?;
+        let Some(p) = self.inner.parts[partition as usize].get().cloned() else {
+            return Ok(PurgeResult::default());
+        };
+        let done = Done::new();
+        let mut st = p.lock();
+        st.queue.push_back(Item::Purge(min_lsn, Reply(done.clone())));
+        self.inner.schedule(&p, st);
+        done.wait()
+    }
+
+    /// Completes and syncs what was appended, stops the writers, releases the lock.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let synced = Pending(PendingInner::All(
+            self.inner.enqueue_everywhere(|d| Item::Sync(Reply(d))),
+        ))
+        .wait();
+        {
+            let mut s = self.inner.sched.lock().unwrap_or_else(|p| p.into_inner());
+            s.stop = true;
+            self.inner.sched_cv.notify_all();
+            self.inner.stop_cv.notify_all();
+        }
+        for t in std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner())) {
+            let _ = t.join();
+        }
+        for slot in self.inner.parts.iter() {
+            if let Some(p) = slot.get() {
+                p.lock().active = None;
+            }
+        }
+        *self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if self.inner.is_poisoned.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        synced
+    }
+
+    pub fn first_lsn(&self, partition: u16) -> Result<u64> {
+        self.inner.check_open()?;
+        Ok(self.inner.parts[partition as usize]
+            .get()
+            .map_or(0, |p| p.lock().first_retained()))
+    }
+
+    pub fn last_lsn(&self, partition: u16) -> Result<u64> {
+        self.inner.check_open()?;
+        Ok(self.inner.parts[partition as usize]
+            .get()
+            .map_or(0, |p| p.lock().acked_lsn))
+    }
+
+    pub fn partitions(&self) -> Result<Vec<u16>> {
+        self.inner.check_open()?;
+        Ok(self
+            .inner
+            .parts
+            .iter()
+            .filter_map(|s| s.get())
+            .filter(|p| !p.lock().segs.is_empty())
+            .map(|p| p.id)
+            .collect())
+    }
+
+    pub fn segments(&self, partition: u16) -> Result<Vec<SegmentInfo>> {
+        self.inner.check_open()?;
+        let Some(p) = self.inner.parts[partition as usize].get() else {
+            return Ok(Vec::new());
+        };
+        let st = p.lock();
+        let n = st.segs.len();
+        Ok(st
+            .segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SegmentInfo {
+                index: s.index,
+                file: format::segment_file_name(partition, s.index),
+                first_lsn: s.first_lsn,
+                last_lsn: s.last_lsn,
+                bytes: s.bytes,
+                active: i + 1 == n,
+            })
+            .collect())
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        self.inner.check_open()?;
+        let mut partitions = Vec::new();
+        for p in self.inner.parts.iter().filter_map(|s| s.get()) {
+            let st = p.lock();
+            if st.segs.is_empty() {
+                continue;
+            }
+            partitions.push(PartitionStats {
+                partition: p.id,
+                first_lsn: st.first_retained(),
+                last_lsn: st.acked_lsn,
+                segments: st.segs.len() as u64,
+                bytes: st.bytes(),
+            });
+        }
+        let c = &self.inner.counters;
+        Ok(Stats {
+            partitions,
+            appends: c.appends.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            syncs: c.syncs.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+        })
+    }
+
+    /// A reader positioned at `start`; may read the disk to check the position.
+    pub fn reader(&self, partition: u16, start: Start) -> Result<Reader> {
+        self.inner.check_open()?;
+        let p = self.inner.partition(partition);
+        Reader::new(self.inner.fs.clone(), self.inner.dir.clone(), p, start)
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn lsn_out_of_range(lsn: u64, last: u64) -> Error {
+    Error::new(
+        ErrorCode::LsnOutOfRange,
+        format!("lsn {lsn} is above the last LSN {last}"),
+    )
+}
+
+impl Inner {
+    /// The partition, created empty on first use (it exists on disk from its first append).
+    pub fn partition(&self, id: u16) -> Arc<Partition> {
+        self.parts[id as usize]
+            .get_or_init(|| Arc::new(Partition::new(id, PState::empty(1))))
+            .clone()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::closed());
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self, st: &PState) -> Result<()> {
+        self.check_open()?;
+        if self.is_poisoned.load(Ordering::SeqCst) {
+            return Err(self.poison_error());
+        }
+        if st.failure_unreported {
+            if let Some(AckEvent::Failed { error, .. }) =
+                st.events.iter().rev().find(|e| matches!(e, AckEvent::Failed { .. }))
+            {
+                return Err(error.clone());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn poison_error(&self) -> Error {
+        let e = self.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut e = e.unwrap_or_else(|| Error::new(ErrorCode::Io, "an earlier fdatasync failed"));
+        e.message = format!(
+            "the WAL is unusable until reopened: an earlier fdatasync failed ({})",
+            e.message
+        );
+        e
+    }
+
+    pub fn poison(&self, e: &Error) {
+        let mut p = self.poisoned.lock().unwrap_or_else(|p| p.into_inner());
+        if p.is_none() {
+            *p = Some(e.clone());
+        }
+        self.is_poisoned.store(true, Ordering::SeqCst);
+    }
+
+    fn check_record_fits(&self, frames: u64, what: &str) -> Result<()> {
+        let room = self.opts.segment_size - SEGMENT_HEADER_LEN as u64;
+        if frames > room || frames > format::MAX_PAYLOAD_LEN + FRAME_OVERHEAD as u64 {
+            return Err(Error::new(
+                ErrorCode::RecordTooLarge,
+                format!(
+                    "{what} needs {frames} bytes framed but a segment holds at most {room} (segmentSize {})",
+                    self.opts.segment_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Puts the partition on the writers' queue unless it is there already.
+    pub fn schedule(&self, p: &Arc<Partition>, mut st: std::sync::MutexGuard<'_, PState>) {
+        if st.scheduled {
+            return;
+        }
+        st.scheduled = true;
+        drop(st);
+        let mut s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
+        s.ready.push_back(p.clone());
+        drop(s);
+        self.sched_cv.notify_one();
+    }
+
+    fn enqueue_everywhere(&self, item: impl Fn(Arc<Done<()>>) -> Item) -> Vec<Arc<Done<()>>> {
+        let mut all = Vec::new();
+        for p in self.parts.iter().filter_map(|s| s.get()) {
+            let done = Done::new();
+            let mut st = p.lock();
+            st.queue.push_back(item(done.clone()));
+            self.schedule(p, st);
+            all.push(done);
+        }
+        all
+    }
+
+    /// Records acknowledgement events and wakes the JS side (once until it takes them).
+    pub fn publish(&self, id: u16) {
+        self.acks_dirty.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+        if !self.ack_signalled.swap(true, Ordering::SeqCst) {
+            let f = self.notifier.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(f) = f {
+                f();
+            }
+        }
+    }
+
+    fn worker_loop(self: Arc<Self>) {
+        loop {
+            let p = {
+                let mut s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if let Some(p) = s.ready.pop_front() {
+                        break p;
+                    }
+                    if s.stop {
+                        return;
+                    }
+                    s = self.sched_cv.wait(s).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            // A panic must not kill the writer silently: fail the partition instead.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(&p)));
+            if r.is_err() {
+                let e = Error::new(ErrorCode::Io, "internal error in the writer thread");
+                self.poison(&e);
+                self.fail_all(&p, &e);
+            }
+        }
+    }
+
+    fn interval_loop(self: Arc<Self>, period: Duration) {
+        loop {
+            {
+                let s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
+                let (s, _) = self.stop_cv.wait_timeout(s, period).unwrap_or_else(|p| p.into_inner());
+                if s.stop {
+                    return;
+                }
+            }
+            for p in self.parts.iter().filter_map(|s| s.get()) {
+                let mut st = p.lock();
+                if st.active.as_ref().is_some_and(|a| a.dirty) {
+                    st.queue.push_back(Item::Sync(Reply(Done::new())));
+                    self.schedule(p, st);
+                }
+            }
+        }
+    }
+}
