@@ -1,0 +1,93 @@
+/**
+ * Loads the native addon (node-gyp-build: `build/Release/*.node` first, then
+ * `prebuilds/<platform>-<arch>/*.node`) and describes what it exports.
+ * Nothing else lives here.
+ */
+import { join } from 'node:path'
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown
+
+/** Result of `NativeWal.purgeBefore`. */
+export interface NativePurgeResult {
+  segmentsDeleted: number
+  bytesFreed: number
+  firstLsn: number
+}
+
+/** One segment file as the binding reports it. */
+export interface NativeSegmentInfo {
+  index: number
+  file: string
+  firstLsn: number
+  lastLsn: number
+  bytes: number
+  active: boolean
+}
+
+/** Statistics as the binding reports them. */
+export interface NativeStats {
+  partitions: Array<{ partition: number; firstLsn: number; lastLsn: number; segments: number; bytes: number }>
+  appends: number
+  batches: number
+  syncs: number
+  bytesWritten: number
+}
+
+/** A batch read by a `NativeReader`: absent `data`/`meta` = caught up. */
+export interface NativeBatch {
+  data?: Buffer | null
+  /** Five numbers per record: lsn, segment, offset, payload start, payload length. */
+  meta?: Float64Array | null
+  nextLsn: number
+}
+
+/** Opaque handle of an open WAL (a napi External). */
+export interface WalHandle {
+  readonly __walHandle: unique symbol
+}
+
+/** Opaque handle of a reader (a napi External). */
+export interface ReaderHandle {
+  readonly __readerHandle: unique symbol
+}
+
+/**
+ * What the addon exports: plain functions over opaque handles (see
+ * src/lib.rs for why not classes, and for the error and ack encodings).
+ */
+export interface NativeBinding {
+  /** `sync`: 0 always, 1 none, 2 every `intervalMs`. */
+  open(dir: string, segmentSize: number, sync: number, intervalMs: number, preallocate: boolean, repair: boolean): Promise<WalHandle>
+  setNotifier(wal: WalHandle, callback: () => void): void
+  setRef(wal: WalHandle, on: boolean): void
+  releaseNotifier(wal: WalHandle): void
+  takeAcks(wal: WalHandle, out: Float64Array): number
+  takeAckErrors(wal: WalHandle): string[]
+  recovery(wal: WalHandle): number[]
+  append(wal: WalHandle, partition: number, payload: Uint8Array): number
+  appendString(wal: WalHandle, partition: number, payload: string): number
+  appendBatch(wal: WalHandle, partition: number, data: Uint8Array, lengths: Uint32Array): number
+  sync(wal: WalHandle): Promise<void>
+  truncateAfter(wal: WalHandle, partition: number, lsn: number): Promise<void>
+  purgeBefore(wal: WalHandle, partition: number, minLsn: number): Promise<NativePurgeResult>
+  close(wal: WalHandle): Promise<void>
+  firstLsn(wal: WalHandle, partition: number): number
+  lastLsn(wal: WalHandle, partition: number): number
+  partitions(wal: WalHandle): number[]
+  segments(wal: WalHandle, partition: number): NativeSegmentInfo[]
+  stats(wal: WalHandle): NativeStats
+  openReader(wal: WalHandle, partition: number, fromLsn: number, usePosition: boolean, segment: number, offset: number): Promise<ReaderHandle>
+  readerNext(reader: ReaderHandle, maxBytes: number): Promise<NativeBatch>
+  readerRelease(reader: ReaderHandle): void
+}
+
+/** The loaded addon (this file compiles to `dist/binding.js`; the package root is one up). */
+export const native = nodeGypBuild(join(__dirname, '..')) as NativeBinding
+
+/** Ack encoding (see `NativeWal::take_acks` in src/lib.rs). */
+export const ACK_HEADER = 4
+/** Numbers per acknowledged single append: lsn, segment, offset. */
+export const POSITION_WIDTH = 3
+/** Numbers per record in `NativeBatch.meta`. */
+export const RECORD_WIDTH = 5

@@ -1,0 +1,566 @@
+/**
+ * segwal: a segmented, partitioned, crash-safe write-ahead log for Node.
+ *
+ * ```ts
+ * import { Wal, WalError } from 'segwal'
+ * await using wal = await Wal.open('/var/lib/app/wal', { sync: 'always' })
+ * const { lsn } = await wal.append(1, 'hello')
+ * for await (const rec of wal.stream(1, { fromLsn: lsn })) console.log(rec.lsn, rec.payload.toString())
+ * ```
+ */
+import { ACK_HEADER, POSITION_WIDTH, native, type ReaderHandle, type WalHandle } from './binding'
+import { WalError, closedError, fromDetail, invalidArgument, toWalError } from './errors'
+import { PendingQueue, type AppendResult, type BatchResult, type Reject, type Resolve } from './pending'
+import { RecordStream, type StreamHost, type StreamOptions, type StreamStart, type WalRecord, type WalStream } from './stream'
+
+export { WalError } from './errors'
+export type { WalErrorCode, WalErrorDetails } from './errors'
+export type { AppendResult, BatchResult } from './pending'
+export type { StreamOptions, WalRecord, WalStream } from './stream'
+
+/** Options of {@link Wal.open}. */
+export interface WalOptions {
+  /** Maximum bytes of one segment file, 1 KiB ..= 4 GiB; default 64 MiB. May differ between opens. */
+  segmentSize?: number
+  /**
+   * When appends resolve: `'always'` (default) after fdatasync, with group commit;
+   * `'none'` once the OS has the bytes; `{ intervalMs }` syncs in the background at that period.
+   */
+  sync?: 'always' | 'none' | { intervalMs: number }
+  /** Reserve each new segment's full size on Linux (fallocate KEEP_SIZE); default true. */
+  preallocate?: boolean
+  /** On damage that is not a torn tail, keep the log up to the damage instead of failing; default false. */
+  repair?: boolean
+}
+
+/** Result of {@link Wal.purgeBefore}. */
+export interface PurgeResult {
+  /** Number of segment files deleted. */
+  segmentsDeleted: number
+  /** Their total logical size in bytes. */
+  bytesFreed: number
+  /** The partition's first retained LSN afterwards. */
+  firstLsn: number
+}
+
+/** One segment file of a partition. */
+export interface SegmentInfo {
+  /** Segment index (the number in the file name). */
+  index: number
+  /** File name, e.g. `part_1_0000000001.wal`. */
+  file: string
+  /** First LSN stored in it (0 if empty). */
+  firstLsn: number
+  /** Last LSN stored in it (0 if empty). */
+  lastLsn: number
+  /** Logical file size in bytes. */
+  bytes: number
+  /** True for the segment appends go to. */
+  active: boolean
+}
+
+/** Per-partition part of {@link WalStats}. */
+export interface PartitionStats {
+  /** Partition number. */
+  partition: number
+  /** First retained LSN. */
+  firstLsn: number
+  /** Last acknowledged LSN. */
+  lastLsn: number
+  /** Number of segment files. */
+  segments: number
+  /** Their total logical size in bytes. */
+  bytes: number
+}
+
+/** Result of {@link Wal.stats}. */
+export interface WalStats {
+  /** One entry per partition, ascending. */
+  partitions: PartitionStats[]
+  /** Single appends since open. */
+  appends: number
+  /** Batches appended since open. */
+  batches: number
+  /** fdatasync calls since open. */
+  syncs: number
+  /** Bytes written to segment files since open. */
+  bytesWritten: number
+}
+
+/** What recovery cut off a partition's last segment at open (see {@link Wal.recovery}). */
+export interface Truncation {
+  /** Partition number. */
+  partition: number
+  /** Segment index of the cut. */
+  segment: number
+  /** Exactly how many bytes were cut. */
+  truncatedBytes: number
+}
+
+/** A payload: bytes, or a string stored as UTF-8. */
+export type Payload = Buffer | Uint8Array | string
+
+const MIN_SEGMENT_SIZE = 1024
+const MAX_SEGMENT_SIZE = 4 * 1024 * 1024 * 1024
+const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024
+const MAX_PARTITION = 65535
+/** Initial size of the array acks are copied into (grows on demand). */
+const ACK_BUFFER_NUMBERS = 1 << 14
+
+const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
+
+// One executor for every append promise: it parks the resolvers here so that
+// append() allocates no closure of its own.
+let parkedResolve: Resolve | undefined
+let parkedReject: Reject | undefined
+function parkResolvers(resolve: Resolve, reject: Reject): void {
+  parkedResolve = resolve
+  parkedReject = reject
+}
+function newPending<T extends AppendResult | BatchResult>(): Promise<T> {
+  return new Promise<T>(parkResolvers as (resolve: (value: T) => void, reject: Reject) => void)
+}
+
+function checkPartition(partition: unknown): number {
+  if (typeof partition !== 'number' || !Number.isInteger(partition) || partition < 0 || partition > MAX_PARTITION) {
+    throw invalidArgument('partition', 'an integer from 0 to 65535', partition)
+  }
+  return partition
+}
+
+function checkLsn(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw invalidArgument(name, 'a non-negative safe integer', value)
+  }
+  return value
+}
+
+function checkPayload(payload: unknown, name: string): Uint8Array | string {
+  if (typeof payload === 'string' || payload instanceof Uint8Array) return payload
+  throw invalidArgument(name, 'a Buffer, Uint8Array or string', payload)
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+interface ParsedOptions {
+  segmentSize: number
+  sync: number
+  intervalMs: number
+  preallocate: boolean
+  repair: boolean
+}
+
+function parseOptions(options: unknown): ParsedOptions {
+  const parsed: ParsedOptions = { segmentSize: DEFAULT_SEGMENT_SIZE, sync: 0, intervalMs: 0, preallocate: true, repair: false }
+  if (options === undefined) return parsed
+  if (!isPlainObject(options)) throw invalidArgument('options', 'an object', options)
+  const { segmentSize, sync, preallocate, repair } = options
+  if (segmentSize !== undefined) {
+    if (
+      typeof segmentSize !== 'number' ||
+      !Number.isInteger(segmentSize) ||
+      segmentSize < MIN_SEGMENT_SIZE ||
+      segmentSize > MAX_SEGMENT_SIZE
+    ) {
+      throw invalidArgument('segmentSize', 'an integer from 1024 (1 KiB) to 4294967296 (4 GiB)', segmentSize)
+    }
+    parsed.segmentSize = segmentSize
+  }
+  if (sync !== undefined) {
+    if (sync === 'always') parsed.sync = 0
+    else if (sync === 'none') parsed.sync = 1
+    else if (isPlainObject(sync)) {
+      const { intervalMs } = sync
+      if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs <= 0) {
+        throw invalidArgument('sync.intervalMs', 'a positive number of milliseconds', intervalMs)
+      }
+      parsed.sync = 2
+      parsed.intervalMs = intervalMs
+    } else {
+      throw invalidArgument('sync', "'always', 'none' or { intervalMs }", sync)
+    }
+  }
+  if (preallocate !== undefined) {
+    if (typeof preallocate !== 'boolean') throw invalidArgument('preallocate', 'a boolean', preallocate)
+    parsed.preallocate = preallocate
+  }
+  if (repair !== undefined) {
+    if (typeof repair !== 'boolean') throw invalidArgument('repair', 'a boolean', repair)
+    parsed.repair = repair
+  }
+  return parsed
+}
+
+function parseStreamOptions(options: unknown): { start: StreamStart; follow: boolean; signal: AbortSignal | undefined } {
+  if (options === undefined) return { start: { fromLsn: 0 }, follow: false, signal: undefined }
+  if (!isPlainObject(options)) throw invalidArgument('options', 'an object', options)
+  const { fromLsn, from, follow, signal } = options
+  let start: StreamStart = { fromLsn: 0 }
+  if (fromLsn !== undefined) start = { fromLsn: checkLsn(fromLsn, 'fromLsn') }
+  if (from !== undefined) {
+    if (fromLsn !== undefined) throw invalidArgument('from', 'absent when fromLsn is given', from)
+    if (!isPlainObject(from)) throw invalidArgument('from', 'an object { segment, offset }', from)
+    start = { segment: checkLsn(from.segment, 'from.segment'), offset: checkLsn(from.offset, 'from.offset') }
+  }
+  if (follow !== undefined && typeof follow !== 'boolean') throw invalidArgument('follow', 'a boolean', follow)
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('signal', 'an AbortSignal', signal)
+  return { start, follow: follow === true, signal }
+}
+
+/** Rejects with `e` as a WalError. */
+function rejected<T>(e: unknown): Promise<T> {
+  return Promise.reject(toWalError(e))
+}
+
+/**
+ * An open write-ahead log directory. Get one with {@link Wal.open}; close it
+ * with {@link Wal.close} (or `await using`).
+ */
+export class Wal implements AsyncDisposable {
+  readonly #handle: WalHandle
+  readonly #recovery: ReadonlyArray<Readonly<Truncation>>
+  /** Pending appends per partition. */
+  readonly #queues = new Map<number, PendingQueue>()
+  /** Appends in flight, all partitions. */
+  #inFlight = 0
+  #acks = new Float64Array(ACK_BUFFER_NUMBERS)
+  /** Follow streams waiting for an ack, per partition. */
+  #waiters = new Map<number, Set<() => void>>()
+  readonly #streams = new Set<RecordStream>()
+  #closed = false
+  #closing: Promise<void> | undefined
+  readonly #host: StreamHost
+
+  private constructor(handle: WalHandle) {
+    this.#handle = handle
+    const r = native.recovery(handle)
+    const recovery: Truncation[] = []
+    for (let i = 0; i + 2 < r.length; i += 3) {
+      recovery.push(Object.freeze({ partition: r[i]!, segment: r[i + 1]!, truncatedBytes: r[i + 2]! }))
+    }
+    this.#recovery = Object.freeze(recovery)
+    native.setNotifier(handle, () => this.#onAcks())
+    this.#host = this.#makeHost()
+  }
+
+  /**
+   * Opens (creating if missing) the WAL in `dir` and locks it until `close()`.
+   * Rejects with `WAL_LOCKED` if it is open elsewhere, `WAL_CORRUPTION` on damage
+   * that is not a torn tail (unless `repair`).
+   */
+  static async open(dir: string, options?: WalOptions): Promise<Wal> {
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('dir', 'a non-empty string', dir)
+    const o = parseOptions(options)
+    let handle: WalHandle
+    try {
+      handle = await native.open(dir, o.segmentSize, o.sync, o.intervalMs, o.preallocate, o.repair)
+    } catch (e) {
+      throw toWalError(e)
+    }
+    return new Wal(handle)
+  }
+
+  /** What recovery cut at open (torn tails, and with `repair` the damage); `[]` after a clean shutdown. */
+  get recovery(): ReadonlyArray<Readonly<Truncation>> {
+    return this.#recovery
+  }
+
+  /** True once {@link Wal.close} has been called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /**
+   * Appends one record to `partition` (0..=65535). The LSN is assigned now, in
+   * call order; the promise resolves once the record is durable per the `sync` option.
+   */
+  append(partition: number, payload: Payload): Promise<AppendResult> {
+    let lsn: number
+    try {
+      if (this.#closed) throw closedError()
+      checkPartition(partition)
+      if (typeof payload === 'string') lsn = native.appendString(this.#handle, partition, payload)
+      else if (payload instanceof Uint8Array) lsn = native.append(this.#handle, partition, payload)
+      else throw invalidArgument('payload', 'a Buffer, Uint8Array or string', payload)
+    } catch (e) {
+      return rejected(e)
+    }
+    const promise = newPending<AppendResult>()
+    this.#enqueue(partition, 0, lsn)
+    return promise
+  }
+
+  /**
+   * Appends `payloads` to `partition` as one atomic batch (after a crash all of
+   * it is there or none), with consecutive LSNs.
+   */
+  appendBatch(partition: number, payloads: Payload[]): Promise<BatchResult> {
+    let first: number
+    let count: number
+    try {
+      if (this.#closed) throw closedError()
+      checkPartition(partition)
+      if (!Array.isArray(payloads) || payloads.length === 0) throw invalidArgument('payloads', 'a non-empty array', payloads)
+      count = payloads.length
+      const parts = new Array<Uint8Array>(count)
+      const lengths = new Uint32Array(count)
+      let total = 0
+      for (let i = 0; i < count; i++) {
+        const p = checkPayload(payloads[i], `payloads[${i}]`)
+        const bytes = typeof p === 'string' ? Buffer.from(p, 'utf8') : p
+        parts[i] = bytes
+        lengths[i] = bytes.byteLength
+        total += bytes.byteLength
+      }
+      const data = count === 1 ? parts[0]! : Buffer.concat(parts, total)
+      first = native.appendBatch(this.#handle, partition, data, lengths)
+    } catch (e) {
+      return rejected(e)
+    }
+    const promise = newPending<BatchResult>()
+    this.#enqueue(partition, first, first + count - 1)
+    return promise
+  }
+
+  /** Makes everything appended so far durable (useful with `sync: 'none'`). */
+  sync(): Promise<void> {
+    if (this.#closed) return rejected(closedError())
+    try {
+      return native.sync(this.#handle).catch(rejected<void>)
+    } catch (e) {
+      return rejected(e)
+    }
+  }
+
+  /**
+   * Reads `partition` in LSN order, across segment files. Without `follow` it
+   * ends at the last acknowledged record; with it, it waits for new ones until
+   * `signal` aborts or the WAL closes. Breaking out of `for await` releases it.
+   * Throws `WAL_INVALID_ARGUMENT`/`WAL_CLOSED` at once; `WAL_LSN_PURGED` and
+   * `WAL_LSN_OUT_OF_RANGE` reject the first `next()`.
+   */
+  stream(partition: number, options?: StreamOptions): WalStream {
+    if (this.#closed) throw closedError()
+    checkPartition(partition)
+    const { start, follow, signal } = parseStreamOptions(options)
+    return new RecordStream(this.#host, partition, start, follow, signal)
+  }
+
+  /** First retained LSN of `partition`; 0 if it is empty or unknown. */
+  firstLsn(partition: number): number {
+    if (this.#closed) throw closedError()
+    checkPartition(partition)
+    try {
+      return native.firstLsn(this.#handle, partition)
+    } catch (e) {
+      throw toWalError(e)
+    }
+  }
+
+  /** Last acknowledged LSN of `partition`; 0 if none. */
+  lastLsn(partition: number): number {
+    if (this.#closed) throw closedError()
+    checkPartition(partition)
+    try {
+      return native.lastLsn(this.#handle, partition)
+    } catch (e) {
+      throw toWalError(e)
+    }
+  }
+
+  /**
+   * Deletes, oldest first, the segments of `partition` whose highest LSN is
+   * below `minLsn`, stopping at the first that is not; never the active one.
+   * Durable (directory synced) when it resolves.
+   */
+  purgeBefore(partition: number, minLsn: number): Promise<PurgeResult> {
+    try {
+      if (this.#closed) throw closedError()
+      checkPartition(partition)
+      checkLsn(minLsn, 'minLsn')
+      return native.purgeBefore(this.#handle, partition, minLsn).catch(rejected<PurgeResult>)
+    } catch (e) {
+      return rejected(e)
+    }
+  }
+
+  /**
+   * Removes every record of `partition` above `lsn`; the next append gets
+   * `lsn + 1`. `truncateAfter(p, 0)` empties the partition.
+   */
+  truncateAfter(partition: number, lsn: number): Promise<void> {
+    try {
+      if (this.#closed) throw closedError()
+      checkPartition(partition)
+      checkLsn(lsn, 'lsn')
+      return native.truncateAfter(this.#handle, partition, lsn).catch(rejected<void>)
+    } catch (e) {
+      return rejected(e)
+    }
+  }
+
+  /** Known partitions, ascending. */
+  partitions(): number[] {
+    if (this.#closed) throw closedError()
+    try {
+      return native.partitions(this.#handle)
+    } catch (e) {
+      throw toWalError(e)
+    }
+  }
+
+  /** Segment files of `partition`, oldest first (`[]` for an unknown partition). */
+  segments(partition: number): SegmentInfo[] {
+    if (this.#closed) throw closedError()
+    checkPartition(partition)
+    try {
+      return native.segments(this.#handle, partition)
+    } catch (e) {
+      throw toWalError(e)
+    }
+  }
+
+  /** Counters since open and per-partition totals. */
+  stats(): WalStats {
+    if (this.#closed) throw closedError()
+    try {
+      return native.stats(this.#handle)
+    } catch (e) {
+      throw toWalError(e)
+    }
+  }
+
+  /**
+   * Completes the appends already made and makes them durable, ends follow
+   * streams and releases the lock. Afterwards every call fails with
+   * `WAL_CLOSED`. Closing twice is fine.
+   */
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing
+    this.#closed = true
+    for (const stream of [...this.#streams]) stream.interrupt()
+    this.#wakeAll()
+    this.#closing = this.#finishClose()
+    return this.#closing
+  }
+
+  /** `await using wal = await Wal.open(dir)` closes it at the end of the scope. */
+  [asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  async #finishClose(): Promise<void> {
+    try {
+      await native.close(this.#handle)
+    } catch (e) {
+      throw toWalError(e)
+    } finally {
+      this.#onAcks()
+      if (this.#inFlight > 0) {
+        const err = closedError()
+        for (const queue of this.#queues.values()) this.#inFlight -= queue.failAll(err)
+      }
+      native.releaseNotifier(this.#handle)
+      this.#wakeAll()
+    }
+  }
+
+  #enqueue(partition: number, first: number, last: number): void {
+    let queue = this.#queues.get(partition)
+    if (queue === undefined) {
+      queue = new PendingQueue()
+      this.#queues.set(partition, queue)
+    }
+    queue.push(first, last, parkedResolve!, parkedReject!)
+    if (this.#inFlight++ === 0) native.setRef(this.#handle, true)
+  }
+
+  /** The notifier: takes every ack the engine has and settles the appends. */
+  #onAcks(): void {
+    const handle = this.#handle
+    let errors: string[] | undefined
+    for (;;) {
+      let n: number
+      try {
+        n = native.takeAcks(handle, this.#acks)
+      } catch {
+        return
+      }
+      if (n < 0) {
+        this.#acks = new Float64Array(Math.max(-n, this.#acks.length * 2))
+        continue
+      }
+      if (n === 0) break
+      const acks = this.#acks
+      let at = 0
+      while (at < n) {
+        const partition = acks[at]!
+        const through = acks[at + 1]!
+        const count = acks[at + 2]!
+        const failure = acks[at + 3]!
+        const positions = at + ACK_HEADER
+        at = positions + count * POSITION_WIDTH
+        const queue = this.#queues.get(partition)
+        if (queue !== undefined && queue.size > 0) this.#inFlight -= queue.ack(through, acks, positions, count)
+        if (failure >= 0) {
+          const firstFailed = acks[at]!
+          at += 1
+          errors ??= native.takeAckErrors(handle)
+          const detail = errors[failure]
+          const err = detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail)
+          if (queue !== undefined) this.#inFlight -= queue.fail(firstFailed, err)
+        }
+        this.#wake(partition)
+      }
+    }
+    if (this.#inFlight === 0 && !this.#closed) native.setRef(handle, false)
+  }
+
+  #wake(partition: number): void {
+    const waiters = this.#waiters.get(partition)
+    if (waiters === undefined || waiters.size === 0) return
+    this.#waiters.delete(partition)
+    for (const wake of waiters) wake()
+  }
+
+  #wakeAll(): void {
+    for (const partition of [...this.#waiters.keys()]) this.#wake(partition)
+  }
+
+  #makeHost(): StreamHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const wal = this
+    const handle = this.#handle
+    return {
+      get isClosed(): boolean {
+        return wal.#closed
+      },
+      openReader(partition: number, start: StreamStart): Promise<ReaderHandle> {
+        if (wal.#closed) return rejected(closedError())
+        return 'fromLsn' in start
+          ? native.openReader(handle, partition, start.fromLsn, false, 0, 0)
+          : native.openReader(handle, partition, 0, true, start.segment, start.offset)
+      },
+      lastLsn(partition: number): number {
+        return native.lastLsn(handle, partition)
+      },
+      addWaiter(partition: number, wake: () => void): void {
+        let set = wal.#waiters.get(partition)
+        if (set === undefined) {
+          set = new Set()
+          wal.#waiters.set(partition, set)
+        }
+        set.add(wake)
+      },
+      removeWaiter(partition: number, wake: () => void): void {
+        wal.#waiters.get(partition)?.delete(wake)
+      },
+      track(stream: RecordStream, live: boolean): void {
+        if (live) wal.#streams.add(stream)
+        else wal.#streams.delete(stream)
+      },
+    }
+  }
+}

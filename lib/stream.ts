@@ -1,0 +1,215 @@
+/**
+ * The async iterator behind `wal.stream()`: pulls batches of records from a
+ * native reader (one crossing per batch), yields views into the batch
+ * buffer, and in `follow` mode waits on the ack path for new records.
+ */
+import { Readable } from 'node:stream'
+import { RECORD_WIDTH, native, type NativeBatch, type ReaderHandle } from './binding'
+import { toWalError } from './errors'
+
+/** A record read from the log. */
+export interface WalRecord {
+  /** The record's LSN. */
+  lsn: number
+  /** The payload: a view into a shared batch buffer (copy it to keep it beyond the batch). */
+  payload: Buffer
+  /** Index of the segment file the record starts in. */
+  segment: number
+  /** Byte offset of the record in that segment file; `{ segment, offset }` is a valid `from`. */
+  offset: number
+}
+
+/** Options of `wal.stream()`. */
+export interface StreamOptions {
+  /** First LSN to yield; 0 or absent: the first retained record. */
+  fromLsn?: number
+  /** Start at the record at this position (from an `AppendResult` or a `WalRecord`). */
+  from?: { segment: number; offset: number }
+  /** Keep waiting for new records at the end of the log (default false). */
+  follow?: boolean
+  /** Ends the stream (cleanly) when aborted. */
+  signal?: AbortSignal
+}
+
+/** The iterator `wal.stream()` returns. */
+export interface WalStream extends AsyncIterableIterator<WalRecord> {
+  /** Ends the stream and releases its file handles. */
+  return(): Promise<IteratorResult<WalRecord, undefined>>
+  /** This stream as a Node object-mode `Readable` of {@link WalRecord}s. */
+  toReadable(): Readable
+}
+
+/** Where a stream starts. */
+export type StreamStart = { fromLsn: number } | { segment: number; offset: number }
+
+/** What a stream needs from its WAL (implemented by `Wal`). */
+export interface StreamHost {
+  /** True once `close()` was called. */
+  readonly isClosed: boolean
+  openReader(partition: number, start: StreamStart): Promise<ReaderHandle>
+  /** The partition's last acknowledged LSN, as the engine knows it now. */
+  lastLsn(partition: number): number
+  /** Calls `wake` once, at the next ack of `partition` or at close. */
+  addWaiter(partition: number, wake: () => void): void
+  removeWaiter(partition: number, wake: () => void): void
+  /** Registers a live stream so that close can end it. */
+  track(stream: RecordStream, live: boolean): void
+}
+
+/** Bytes asked of the engine per batch. */
+const BATCH_BYTES = 1 << 20
+
+const EMPTY: NativeBatch = { nextLsn: 0 }
+
+const DONE: IteratorResult<WalRecord, undefined> = Object.freeze({ done: true, value: undefined })
+
+/** The stream implementation (not exported from the package: users see {@link WalStream}). */
+export class RecordStream implements WalStream {
+  private reader: ReaderHandle | undefined
+  private data: Buffer | undefined
+  private meta: Float64Array | undefined
+  private at = 0
+  private finished = false
+  /** A native call (open or next) is running. */
+  private busy = false
+  private pull: Promise<IteratorResult<WalRecord, undefined>> | undefined
+  private wakeWaiter: (() => void) | undefined
+  private readonly onAbort = (): void => this.interrupt()
+
+  constructor(
+    private readonly host: StreamHost,
+    private readonly partition: number,
+    private readonly start: StreamStart,
+    private readonly follow: boolean,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    host.track(this, true)
+    signal?.addEventListener('abort', this.onAbort, { once: true })
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this
+  }
+
+  next(): Promise<IteratorResult<WalRecord, undefined>> {
+    if (this.pull !== undefined) return this.pull.then(() => this.next())
+    const meta = this.meta
+    if (meta !== undefined && this.at < meta.length && !this.stopped()) {
+      return Promise.resolve({ done: false, value: this.record(meta) })
+    }
+    const pull = this.fetch().finally(() => {
+      this.pull = undefined
+    })
+    this.pull = pull
+    return pull
+  }
+
+  return(): Promise<IteratorResult<WalRecord, undefined>> {
+    this.finish()
+    return Promise.resolve(DONE)
+  }
+
+  throw(err?: unknown): Promise<IteratorResult<WalRecord, undefined>> {
+    this.finish()
+    return Promise.reject(err)
+  }
+
+  toReadable(): Readable {
+    return Readable.from(this, { objectMode: true })
+  }
+
+  /** Called by the WAL on close and by the abort signal: end at the next step. */
+  interrupt(): void {
+    const wake = this.wakeWaiter
+    if (wake !== undefined) wake()
+    if (!this.busy) this.finish()
+  }
+
+  private stopped(): boolean {
+    return this.finished || this.host.isClosed || this.signal?.aborted === true
+  }
+
+  private record(meta: Float64Array): WalRecord {
+    const i = this.at
+    this.at = i + RECORD_WIDTH
+    const start = meta[i + 3]!
+    return {
+      lsn: meta[i]!,
+      payload: this.data!.subarray(start, start + meta[i + 4]!),
+      segment: meta[i + 1]!,
+      offset: meta[i + 2]!,
+    }
+  }
+
+  private async fetch(): Promise<IteratorResult<WalRecord, undefined>> {
+    for (;;) {
+      if (this.stopped()) return this.finish()
+      this.data = undefined
+      this.meta = undefined
+      this.at = 0
+      this.busy = true
+      let batch: NativeBatch
+      try {
+        if (this.reader === undefined) this.reader = await this.host.openReader(this.partition, this.start)
+        batch = this.stopped() ? EMPTY : await native.readerNext(this.reader, BATCH_BYTES)
+      } catch (e) {
+        this.busy = false
+        const stopped = this.stopped()
+        this.finish()
+        if (stopped) return DONE
+        throw toWalError(e)
+      }
+      this.busy = false
+      if (this.stopped()) return this.finish()
+      if (batch.data != null && batch.meta != null && batch.meta.length > 0) {
+        this.data = batch.data
+        this.meta = batch.meta
+        return { done: false, value: this.record(batch.meta) }
+      }
+      const nextLsn = batch.nextLsn
+      if (!this.follow || !(await this.waitFor(nextLsn))) return this.finish()
+    }
+  }
+
+  /** Resolves true once `lsn` is acknowledged, false on abort/close. */
+  private waitFor(lsn: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const check = (): void => {
+        this.wakeWaiter = undefined
+        if (this.stopped()) return resolve(false)
+        let last: number
+        try {
+          last = this.host.lastLsn(this.partition)
+        } catch {
+          return resolve(false)
+        }
+        if (last >= lsn) return resolve(true)
+        this.wakeWaiter = wake
+        this.host.addWaiter(this.partition, wake)
+      }
+      const wake = (): void => {
+        this.host.removeWaiter(this.partition, wake)
+        check()
+      }
+      check()
+    })
+  }
+
+  private finish(): IteratorResult<WalRecord, undefined> {
+    if (!this.finished) {
+      this.finished = true
+      this.signal?.removeEventListener('abort', this.onAbort)
+      this.host.track(this, false)
+    }
+    const wake = this.wakeWaiter
+    if (wake !== undefined) wake()
+    this.data = undefined
+    this.meta = undefined
+    if (!this.busy && this.reader !== undefined) {
+      const reader = this.reader
+      this.reader = undefined
+      native.readerRelease(reader)
+    }
+    return DONE
+  }
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+'use strict'
+// Builds segwal: the Rust addon (cargo, release) into build/Release/segwal.node
+// and the TypeScript facade into dist/.
+//
+//   node scripts/build.js            addon + TypeScript        (npm run build)
+//   node scripts/build.js --native   addon only
+//   node scripts/build.js --install  the package's `install` script: in a source
+//                                    checkout (Cargo.toml present) build like the
+//                                    default; in an installed tarball only check
+//                                    that the shipped prebuild loads (no toolchain)
+//   node scripts/build.js --prebuild `prepack`: build, then copy the addon to
+//                                    prebuilds/<platform>-<arch>/ and check that
+//                                    node-gyp-build loads it from there alone
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const root = path.join(__dirname, '..')
+const args = new Set(process.argv.slice(2))
+
+function log(msg) {
+  process.stderr.write(`segwal: ${msg}\n`)
+}
+
+function run(cmd, cmdArgs, options = {}) {
+  const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32', ...options })
+  if (r.error) throw r.error
+  if (r.status !== 0) {
+    log(`${cmd} ${cmdArgs.join(' ')} failed (exit ${r.status ?? r.signal})`)
+    process.exit(r.status || 1)
+  }
+}
+
+function isSourceCheckout() {
+  return fs.existsSync(path.join(root, 'Cargo.toml')) && fs.existsSync(path.join(root, 'src', 'lib.rs'))
+}
+
+function libFileName() {
+  if (process.platform === 'win32') return 'segwal_node.dll'
+  if (process.platform === 'darwin') return 'libsegwal_node.dylib'
+  return 'libsegwal_node.so'
+}
+
+function buildNative() {
+  const probe = spawnSync('cargo', ['--version'], { encoding: 'utf8', shell: process.platform === 'win32' })
+  if (probe.error || probe.status !== 0) {
+    log('cargo (the Rust toolchain) is needed to build the native addon from source: https://rustup.rs')
+    process.exit(1)
+  }
+  log('building the native addon (cargo build --release)')
+  run('cargo', ['build', '--release', '-p', 'segwal-node'])
+  const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : path.join(root, 'target')
+  const built = path.join(targetDir, 'release', libFileName())
+  const dest = path.join(root, 'build', 'Release', 'segwal.node')
+  fs.mkdirSync(path.dirname(dest), { recursive: true })
+  // Copy to a temp name and rename: a running process may have the old file mapped.
+  const tmp = `${dest}.${process.pid}.tmp`
+  fs.copyFileSync(built, tmp)
+  fs.renameSync(tmp, dest)
+  log(`native addon: ${path.relative(root, dest)}`)
+  return dest
+}
+
+function buildTs() {
+  log('compiling TypeScript (tsc -p tsconfig.json)')
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  if (!fs.existsSync(tsc)) {
+    log('typescript is not installed: run `npm install` (with dev dependencies) first')
+    process.exit(1)
+  }
+  run(process.execPath, [tsc, '-p', 'tsconfig.json'])
+  run(process.execPath, [path.join(__dirname, 'esm-wrapper.js')])
+}
+
+function prebuildName() {
+  if (process.platform !== 'linux') return 'node.napi.node'
+  const musl = fs.existsSync('/etc/alpine-release')
+  return musl ? 'node.napi.musl.node' : 'node.napi.glibc.node'
+}
+
+/** Resolves (and loads) the addon the way the package does, in a child process. */
+function checkLoads(extraEnv) {
+  const script = [
+    "const ngb = require('node-gyp-build')",
+    `const file = ngb.path(${JSON.stringify(root)})`,
+    'require(file)',
+    'process.stdout.write(file)',
+  ].join(';')
+  const r = spawnSync(process.execPath, ['-e', script], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, ...extraEnv },
+  })
+  return r.status === 0 ? r.stdout : null
+}
+
+function prebuild(built) {
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`)
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  const dest = path.join(dir, prebuildName())
+  fs.copyFileSync(built, dest)
+  // Smaller tarball; optional (the exported symbols stay either way).
+  if (process.platform === 'linux') spawnSync('strip', ['--strip-unneeded', dest], { stdio: 'ignore' })
+  const loaded = checkLoads({ PREBUILDS_ONLY: '1' })
+  if (loaded !== dest) {
+    log(`the prebuild does not load on its own (got ${loaded})`)
+    process.exit(1)
+  }
+  log(`prebuild: ${path.relative(root, dest)} (loads with PREBUILDS_ONLY=1)`)
+}
+
+function main() {
+  if (args.has('--install') && !isSourceCheckout()) {
+    // An installed package: it ships dist/ and prebuilds/, nothing to build.
+    const loaded = checkLoads({})
+    if (loaded === null) {
+      log(`no prebuilt addon loads on ${process.platform}-${process.arch}; this platform needs a build from source`)
+      process.exit(1)
+    }
+    return
+  }
+  if (args.has('--native')) {
+    buildNative()
+    return
+  }
+  const built = buildNative()
+  buildTs()
+  if (args.has('--prebuild')) prebuild(built)
+}
+
+main()
