@@ -22,6 +22,7 @@ struct Round {
     created: Vec<u64>,
     positions: Vec<Position>,
     last_lsn: Option<u64>,
+    generation: u64,
 }
 
 struct Writer<'a> {
@@ -138,6 +139,8 @@ impl Writer<'_> {
         let mut i = 0;
         let mut at = 0usize; // where recs[i] starts in f.buf
         let mut run = 0usize; // start of the bytes not yet written
+                              // Truncate commits what came before it, so one round never mixes generations.
+        self.round.generation = f.generation;
         while i < f.recs.len() {
             let n = (f.recs[i].batch_left as usize + 1).min(f.recs.len() - i);
             let group: u64 = f.recs[i..i + n].iter().map(|r| u64::from(r.frame_len)).sum();
@@ -296,6 +299,7 @@ impl Writer<'_> {
             st.events.push(AckEvent::Acked {
                 through_lsn,
                 positions: round.positions,
+                generation: round.generation,
             });
         }
         drop(st);

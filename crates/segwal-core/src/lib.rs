@@ -7,6 +7,7 @@ mod commit;
 pub mod error;
 pub mod format;
 pub mod fs;
+pub mod inspect;
 mod partition;
 mod reader;
 mod recovery;

@@ -60,6 +60,8 @@ pub struct PState {
     pub next_index: u64,
     /// Bumped by truncate so readers past the cut notice.
     pub epoch: u64,
+    /// `truncate_after` calls so far (bumped when the call is made, not when done).
+    pub generation: u64,
     /// The lowest LSN `truncate_after` removed in the current epoch (readers beyond it fail).
     pub cut_lsn: u64,
     pub active: Option<Active>,
@@ -79,6 +81,7 @@ impl PState {
             log_start: 1,
             next_index,
             epoch: 0,
+            generation: 0,
             cut_lsn: u64::MAX,
             active: None,
             events: Vec::new(),
@@ -106,7 +109,11 @@ impl PState {
     /// Appends one staged frame (see `format::push_frame`) to the queue's last run.
     pub fn frames_mut(&mut self) -> &mut Frames {
         if !matches!(self.queue.back(), Some(Item::Frames(_))) {
-            self.queue.push_back(Item::Frames(Frames::default()));
+            let generation = self.generation;
+            self.queue.push_back(Item::Frames(Frames {
+                generation,
+                ..Frames::default()
+            }));
         }
         match self.queue.back_mut() {
             Some(Item::Frames(f)) => f,
@@ -147,6 +154,8 @@ impl<T> Drop for Reply<T> {
 pub struct Frames {
     pub buf: Vec<u8>,
     pub recs: Vec<Rec>,
+    /// See `AckEvent::Acked`.
+    pub generation: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -168,8 +177,17 @@ pub struct Position {
 #[derive(Debug, Clone)]
 pub enum AckEvent {
     /// Every record up to `through_lsn` is acknowledged; positions of the single appends.
-    Acked { through_lsn: u64, positions: Vec<Position> },
-    /// Every pending record from `first_lsn` on failed.
+    /// `generation` is the partition's truncate count when those appends were made:
+    /// after `truncate_after`, LSNs are handed out again, and this tells a caller's
+    /// pending appends of before the truncate from those after it.
+    Acked {
+        through_lsn: u64,
+        positions: Vec<Position>,
+        generation: u64,
+    },
+    /// Every append of the partition not acknowledged by an earlier event failed (those
+    /// made after a pending `truncate_after` too, whatever their LSN); `first_lsn` is
+    /// where the log resumes. Appends are refused until this event has been taken.
     Failed { first_lsn: u64, error: Error },
 }
 

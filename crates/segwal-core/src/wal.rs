@@ -373,6 +373,7 @@ impl Wal {
         }
         let done = Done::new();
         st.next_lsn = lsn + 1;
+        st.generation += 1;
         st.queue.push_back(Item::Truncate(lsn, Reply(done.clone())));
         self.inner.schedule(&p, st);
         Ok(Pending(PendingInner::One(done)))
