@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{self, SEGMENT_HEADER_LEN};
+use crate::fs::FsFile;
 use crate::partition::{AckEvent, Active, Frames, Item, Partition, Position, PurgeResult, Reply};
 use crate::segment::{self, SegMeta, MARK_EVERY};
 use crate::truncate;
@@ -29,6 +30,7 @@ struct Writer<'a> {
     inner: &'a Inner,
     p: &'a Partition,
     active: Option<Active>,
+    spare: Option<(u64, Arc<dyn FsFile>)>,
     next_index: u64,
     round: Round,
 }
@@ -48,12 +50,18 @@ impl Inner {
                     st.scheduled = false;
                     return;
                 }
-                (std::mem::take(&mut st.queue), st.active.take(), st.next_index)
+                (
+                    std::mem::take(&mut st.queue),
+                    (st.active.take(), st.spare.take()),
+                    st.next_index,
+                )
             };
+            let (active, spare) = active;
             let mut w = Writer {
                 inner: self,
                 p,
                 active,
+                spare,
                 next_index,
                 round: Round::default(),
             };
@@ -83,7 +91,12 @@ impl Inner {
                 outcome = w.commit();
             }
             match outcome {
-                Ok(()) => p.lock().active = w.active.take(),
+                Ok(()) => {
+                    w.prepare_spare();
+                    let mut st = p.lock();
+                    st.active = w.active.take();
+                    st.spare = w.spare.take();
+                }
                 Err(f) => {
                     let e = f.error.clone();
                     for item in items {
@@ -234,21 +247,27 @@ impl Writer<'_> {
     }
 
     /// Seals the active segment (synced, so nothing in it can go missing once a later
-    /// segment exists) and opens the next one, durable before anything is written to it.
+    /// segment exists) and starts the next one, whose directory entry is durable before
+    /// anything is written to it. Usually the next file was created ahead of time, so
+    /// a rotation costs the old segment's fdatasync and a header write, no more.
     fn rotate(&mut self, first_lsn: u64) -> std::result::Result<(), Failed> {
         self.sync_active()?;
         let index = self.active.as_ref().map_or(self.next_index, |a| a.index + 1);
-        let prealloc = self.inner.opts.preallocate.then_some(self.seg_size());
-        let (file, header) = segment::create(
-            self.inner.fs.as_ref(),
-            &self.inner.dir,
-            self.p.id,
-            index,
-            first_lsn,
-            prealloc,
-        )
-        .map_err(|error| Failed { error, fatal: false })?;
+        let fs = self.inner.fs.as_ref();
+        let file = match self.spare.take() {
+            Some((i, f)) if i == index => f,
+            stale => {
+                if let Some((i, _)) = stale {
+                    let _ = fs.remove(&self.inner.dir.join(format::segment_file_name(self.p.id, i)));
+                }
+                let prealloc = self.inner.opts.preallocate.then_some(self.seg_size());
+                segment::create_file(fs, &self.inner.dir, self.p.id, index, prealloc)
+                    .map_err(|error| Failed { error, fatal: false })?
+            }
+        };
         self.round.created.push(index);
+        let header = segment::start(file.as_ref(), self.p.id, index, first_lsn)
+            .map_err(|error| Failed { error, fatal: false })?;
         self.round.touched.push(SegMeta {
             index,
             first_lsn,
@@ -263,10 +282,47 @@ impl Writer<'_> {
             salt: header.salt,
             first_lsn,
             offset: SEGMENT_HEADER_LEN as u64,
-            dirty: false,
+            dirty: true,
             last_mark: None,
         });
         self.next_index = index + 1;
+        Ok(())
+    }
+
+    /// Creates the next segment's file once the active one is half full, between rounds,
+    /// so that rotation does not wait for a create, a preallocation and a directory sync.
+    /// Best effort: if it fails, rotation creates the file itself and reports the error.
+    fn prepare_spare(&mut self) {
+        let Some(a) = self.active.as_ref() else { return };
+        if self.spare.is_some() || a.offset < self.seg_size() / 2 {
+            return;
+        }
+        let prealloc = self.inner.opts.preallocate.then_some(self.seg_size());
+        if let Ok(f) = segment::create_file(
+            self.inner.fs.as_ref(),
+            &self.inner.dir,
+            self.p.id,
+            a.index + 1,
+            prealloc,
+        ) {
+            self.spare = Some((a.index + 1, f));
+        }
+    }
+
+    /// Removes the spare file (before a truncate or at close: it must not outlive the
+    /// segment it was made to follow).
+    pub(crate) fn drop_spare(&mut self) -> Result<()> {
+        if let Some((i, _)) = self.spare.take() {
+            let name = format::segment_file_name(self.p.id, i);
+            self.inner
+                .fs
+                .remove(&self.inner.dir.join(&name))
+                .map_err(|e| Error::io(&e, format!("removing {name}")))?;
+            self.inner
+                .fs
+                .sync_dir(&self.inner.dir)
+                .map_err(|e| Error::io(&e, "syncing the WAL directory"))?;
+        }
         Ok(())
     }
 
@@ -372,6 +428,7 @@ impl Writer<'_> {
     }
 
     fn truncate(&mut self, lsn: u64) -> std::result::Result<(), Failed> {
+        self.drop_spare().map_err(|error| Failed { error, fatal: false })?;
         truncate::truncate_after(self.inner, self.p, &mut self.active, &mut self.next_index, lsn)
             .map_err(|error| Failed { error, fatal: false })
     }

@@ -65,6 +65,8 @@ pub struct PState {
     /// The lowest LSN `truncate_after` removed in the current epoch (readers beyond it fail).
     pub cut_lsn: u64,
     pub active: Option<Active>,
+    /// The next segment, created ahead (see `commit::prepare_spare`): (index, file).
+    pub spare: Option<(u64, Arc<dyn FsFile>)>,
     /// Acknowledgements not yet taken by `take_acks`.
     pub events: Vec<AckEvent>,
 }
@@ -84,6 +86,7 @@ impl PState {
             generation: 0,
             cut_lsn: u64::MAX,
             active: None,
+            spare: None,
             events: Vec::new(),
         }
     }

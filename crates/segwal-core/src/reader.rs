@@ -206,10 +206,27 @@ impl Reader {
     fn seek(&mut self, (seg, from_lsn, from): (SegMeta, u64, u64)) -> Result<()> {
         let file = self.open(seg.index)?;
         let name = format::segment_file_name(self.part.id, seg.index);
-        let (at, _) = segment::find_frame(file.as_ref(), seg.salt, from, seg.bytes, from_lsn, self.next_lsn)
-            .map_err(|e| Error::io(&e, format!("reading {name}")))?
-            .map_err(|(off, why)| Error::corruption(name, off, why))?;
+        let mut found = Vec::new();
+        let (at, _) = segment::find_frame(
+            file.as_ref(),
+            seg.salt,
+            from,
+            seg.bytes,
+            (from_lsn, self.next_lsn),
+            Some(&mut found),
+        )
+        .map_err(|e| Error::io(&e, format!("reading {name}")))?
+        .map_err(|(off, why)| Error::corruption(name, off, why))?;
         self.pos = Some((seg.index, at));
+        if !found.is_empty() {
+            // Keep what the scan learned: the next seek into this segment starts closer.
+            let mut st = self.part.lock();
+            if let Some(s) = st.segs.iter_mut().find(|s| s.index == seg.index && s.salt == seg.salt) {
+                s.marks.extend(found);
+                s.marks.sort_unstable();
+                s.marks.dedup();
+            }
+        }
         Ok(())
     }
 

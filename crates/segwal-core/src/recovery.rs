@@ -116,8 +116,9 @@ impl PartitionRecovery<'_> {
                     len,
                     header,
                 }),
-                // A crash while a segment was being created: its header never became durable.
-                Err(_) if i + 1 == indices.len() && len <= HEADER => {
+                // A segment created ahead, or one whose header never became durable before
+                // a crash: nothing in it was ever acknowledged.
+                Err(_) if i + 1 == indices.len() && (len <= HEADER || hb[..got].iter().all(|&b| b == 0)) => {
                     self.remove(index, len)?;
                 }
                 Err(why) => {

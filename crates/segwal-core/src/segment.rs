@@ -45,7 +45,58 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Creates a segment durably: header written and synced, space reserved, directory synced.
+/// Creates an empty segment file with its space reserved and its directory entry
+/// durable. The header is written when the segment comes into use (`start`); until
+/// then the file is a spare that recovery removes (an all-zero header).
+pub fn create_file(
+    fs: &dyn Fs,
+    dir: &Path,
+    partition: u16,
+    index: u64,
+    preallocate: Option<u64>,
+) -> Result<Arc<dyn FsFile>> {
+    let name = format::segment_file_name(partition, index);
+    let path = dir.join(&name);
+    let file = fs
+        .create(&path)
+        .map_err(|e| Error::io(&e, format!("creating {name}")))?;
+    let done = (|| {
+        if let Some(len) = preallocate {
+            preallocate_file(file.as_ref(), len).map_err(|e| Error::io(&e, format!("preallocating {name}")))?;
+        }
+        fs.sync_dir(dir).map_err(|e| Error::io(&e, "syncing the WAL directory"))
+    })();
+    match done {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            // Leave no half-made segment behind for recovery to puzzle over.
+            let _ = fs.remove(&path);
+            let _ = fs.sync_dir(dir);
+            Err(e)
+        }
+    }
+}
+
+/// Writes the header of a segment coming into use. Not synced here: the first commit's
+/// fdatasync covers it together with the first records.
+pub fn start(file: &dyn FsFile, partition: u16, index: u64, first_lsn: u64) -> Result<SegmentHeader> {
+    let header = SegmentHeader {
+        partition,
+        index,
+        first_lsn,
+        salt: random_salt(),
+        created_ms: now_ms(),
+    };
+    file.write_all_at(&header.encode(), 0).map_err(|e| {
+        Error::io(
+            &e,
+            format!("writing the header of {}", format::segment_file_name(partition, index)),
+        )
+    })?;
+    Ok(header)
+}
+
+/// Creates a segment durably: space reserved, header written and synced, directory synced.
 pub fn create(
     fs: &dyn Fs,
     dir: &Path,
@@ -54,36 +105,11 @@ pub fn create(
     first_lsn: u64,
     preallocate: Option<u64>,
 ) -> Result<(Arc<dyn FsFile>, SegmentHeader)> {
-    let name = format::segment_file_name(partition, index);
-    let path = dir.join(&name);
-    let file = fs
-        .create(&path)
-        .map_err(|e| Error::io(&e, format!("creating {name}")))?;
-    let header = SegmentHeader {
-        partition,
-        index,
-        first_lsn,
-        salt: random_salt(),
-        created_ms: now_ms(),
-    };
-    let done = (|| {
-        if let Some(len) = preallocate {
-            preallocate_file(file.as_ref(), len).map_err(|e| Error::io(&e, format!("preallocating {name}")))?;
-        }
-        file.write_all_at(&header.encode(), 0)
-            .and_then(|_| file.sync_data())
-            .map_err(|e| Error::io(&e, format!("writing the header of {name}")))?;
-        fs.sync_dir(dir).map_err(|e| Error::io(&e, "syncing the WAL directory"))
-    })();
-    match done {
-        Ok(()) => Ok((file, header)),
-        Err(e) => {
-            // Leave no half-made segment behind for recovery to puzzle over.
-            let _ = fs.remove(&path);
-            let _ = fs.sync_dir(dir);
-            Err(e)
-        }
-    }
+    let file = create_file(fs, dir, partition, index, preallocate)?;
+    let header = start(file.as_ref(), partition, index, first_lsn)?;
+    file.sync_data()
+        .map_err(|e| Error::io(&e, format!("syncing {}", format::segment_file_name(partition, index))))?;
+    Ok((file, header))
 }
 
 /// Reserves space; file systems without fallocate just don't get the reservation.
@@ -241,14 +267,16 @@ pub type Damage = (u64, &'static str);
 
 /// Finds the frame of LSN `target` by walking frames from `from` (which holds `from_lsn`);
 /// returns its offset and bytes. Damage on the way is reported as `Err((offset, why))`.
+/// Seek points every `MARK_EVERY` bytes passed on the way are added to `marks`.
 pub fn find_frame(
     file: &dyn FsFile,
     salt: u32,
     from: u64,
     end: u64,
-    from_lsn: u64,
-    target: u64,
+    (from_lsn, target): (u64, u64),
+    mut marks: Option<&mut Vec<(u64, u64)>>,
 ) -> std::io::Result<std::result::Result<(u64, Vec<u8>), Damage>> {
+    let mut last_mark = from;
     const CHUNK: usize = 256 << 10;
     let mut pos = from;
     let mut lsn = from_lsn;
@@ -261,6 +289,12 @@ pub fn find_frame(
             Decoded::Frame(f) if f.lsn != lsn => return Ok(Err((pos, "record out of LSN order"))),
             Decoded::Frame(f) if f.lsn == target => return Ok(Ok((pos, window[..f.frame_len].to_vec()))),
             Decoded::Frame(f) => {
+                if let Some(m) = marks.as_deref_mut() {
+                    if pos >= last_mark + MARK_EVERY {
+                        m.push((lsn, pos));
+                        last_mark = pos;
+                    }
+                }
                 pos += f.frame_len as u64;
                 lsn += 1;
             }

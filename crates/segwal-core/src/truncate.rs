@@ -200,7 +200,7 @@ fn cut_segment(
         .find(|&&(m, _)| m <= lsn)
         .copied()
         .unwrap_or((seg.first_lsn, SEGMENT_HEADER_LEN as u64));
-    let (at, mut frame) = segment::find_frame(file.as_ref(), seg.salt, from, seg.bytes, from_lsn, lsn)
+    let (at, mut frame) = segment::find_frame(file.as_ref(), seg.salt, from, seg.bytes, (from_lsn, lsn), None)
         .map_err(io)?
         .map_err(|(off, why)| Error::corruption(name.clone(), off, why))?;
     let cut = at + frame.len() as u64;

@@ -410,10 +410,23 @@ impl Wal {
         for t in std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner())) {
             let _ = t.join();
         }
+        let mut spares = false;
         for slot in self.inner.parts.iter() {
             if let Some(p) = slot.get() {
-                p.lock().active = None;
+                let mut st = p.lock();
+                st.active = None;
+                // A clean shutdown leaves no spare for recovery to report.
+                if let Some((index, _)) = st.spare.take() {
+                    let _ = self
+                        .inner
+                        .fs
+                        .remove(&self.inner.dir.join(format::segment_file_name(p.id, index)));
+                    spares = true;
+                }
             }
+        }
+        if spares {
+            let _ = self.inner.fs.sync_dir(&self.inner.dir);
         }
         *self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if self.inner.is_poisoned.load(Ordering::SeqCst) {
