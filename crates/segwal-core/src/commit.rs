@@ -205,7 +205,15 @@ impl Writer<'_> {
             self.round.last_lsn = Some(last);
             i += n;
         }
-        self.write_run(&f.buf[run..at])
+        self.write_run(&f.buf[run..at])?;
+        // Hand the buffers back for the next appends: no regrowth (and page faults) per round.
+        let mut st = self.p.lock();
+        if st.free_frames.is_none() {
+            f.buf.clear();
+            f.recs.clear();
+            st.free_frames = Some(f);
+        }
+        Ok(())
     }
 
     /// Writes bytes that end at the active segment's offset.

@@ -67,6 +67,8 @@ pub struct PState {
     pub active: Option<Active>,
     /// The next segment, created ahead (see `commit::prepare_spare`): (index, file).
     pub spare: Option<(u64, Arc<dyn FsFile>)>,
+    /// Emptied staging buffers kept for reuse (capacity is what matters).
+    pub free_frames: Option<Frames>,
     /// Acknowledgements not yet taken by `take_acks`.
     pub events: Vec<AckEvent>,
 }
@@ -87,6 +89,7 @@ impl PState {
             cut_lsn: u64::MAX,
             active: None,
             spare: None,
+            free_frames: None,
             events: Vec::new(),
         }
     }
