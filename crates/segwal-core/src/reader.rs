@@ -44,6 +44,8 @@ pub struct Reader {
     /// Where `next_lsn` starts; `None` until sought.
     pos: Option<(u64, u64)>,
     file: Option<(u64, Arc<dyn FsFile>)>,
+    /// The current segment's table entry once it is known to be sealed.
+    sealed: Option<SegMeta>,
     epoch: u64,
 }
 
@@ -98,6 +100,7 @@ impl Reader {
                     next_lsn: lsn,
                     pos: Some((segment, offset)),
                     file: None,
+                    sealed: None,
                     epoch,
                 });
             }
@@ -110,6 +113,7 @@ impl Reader {
             next_lsn,
             pos,
             file: None,
+            sealed: None,
             epoch,
         })
     }
@@ -154,10 +158,20 @@ impl Reader {
                     continue;
                 }
                 let (index, _) = self.pos.unwrap_or_default();
-                let Some(seg) = find_seg(&st, index) else {
-                    return Err(purged(pid, self.next_lsn, st.log_start));
+                let seg = match find_seg(&st, index) {
+                    Some(seg) => seg.clone(),
+                    // Purged under us: a sealed segment never changes, and the open
+                    // descriptor outlives the unlink, so finish reading it.
+                    None => match (&self.sealed, &self.file) {
+                        (Some(s), Some((i, _))) if s.index == index && *i == index => s.clone(),
+                        _ => return Err(purged(pid, self.next_lsn, st.log_start)),
+                    },
                 };
-                (seg.clone(), st.acked_lsn, find_seg(&st, index + 1).cloned())
+                let next = find_seg(&st, index + 1).cloned();
+                if next.is_some() {
+                    self.sealed = Some(seg.clone());
+                }
+                (seg, st.acked_lsn, next)
             };
             let (index, offset) = self.pos.unwrap_or_default();
             if offset >= seg.bytes {

@@ -192,3 +192,22 @@ fn errors() {
 fn Wal_open_bad_size(dir: &std::path::Path) -> bool {
     segwal_core::Wal::open(dir, opts(100)).err().unwrap().code == ErrorCode::InvalidArgument
 }
+
+#[test]
+fn a_reader_finishes_a_segment_purged_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = TestWal::open(dir.path(), opts(4096)).unwrap();
+    for i in 1..=100u64 {
+        w.append(0, &payload(0, i, 100));
+    }
+    let mut r = w.wal.reader(0, Start::Lsn(1)).unwrap();
+    let first = r.next_batch(256).unwrap().unwrap();
+    assert_eq!(first.records[0].lsn, 1);
+    let seg1_last = w.wal.segments(0).unwrap()[0].last_lsn;
+    w.wal.purge_before(0, seg1_last + 1).unwrap();
+    let mut lsns: Vec<u64> = first.records.iter().map(|x| x.lsn).collect();
+    while let Some(b) = r.next_batch(256).unwrap() {
+        lsns.extend(b.records.iter().map(|x| x.lsn));
+    }
+    assert_eq!(lsns, (1..=100).collect::<Vec<_>>());
+}
