@@ -67,6 +67,15 @@ export interface NativeBinding {
   recovery(wal: WalHandle): number[]
   append(wal: WalHandle, partition: number, payload: Uint8Array): number
   appendString(wal: WalHandle, partition: number, payload: string): number
+  /** Writes each record's LSN, or -(k + 1) for the k-th returned error, to `lsns`. */
+  appendMany(
+    wal: WalHandle,
+    data: Uint8Array,
+    lengths: Uint32Array,
+    partitions: Uint16Array,
+    count: number,
+    lsns: Float64Array,
+  ): string[] | null
   appendBatch(wal: WalHandle, partition: number, data: Uint8Array, lengths: Uint32Array): number
   sync(wal: WalHandle): Promise<void>
   truncateAfter(wal: WalHandle, partition: number, lsn: number): Promise<void>
@@ -85,8 +94,12 @@ export interface NativeBinding {
 /** The loaded addon (this file compiles to `dist/binding.js`; the package root is one up). */
 export const native = nodeGypBuild(join(__dirname, '..')) as NativeBinding
 
-/** Ack encoding (see `NativeWal::take_acks` in src/lib.rs). */
-export const ACK_HEADER = 4
+/** Ack event encoding (see `take_acks` in src/lib.rs): partition, kind, a, b, n. */
+export const ACK_HEADER = 5
+/** Ack event kind: records acknowledged (a = through LSN, b = truncate generation). */
+export const ACK_ACKED = 0
+/** Ack event kind: pending records failed (a = first failed LSN; error: next of takeAckErrors). */
+export const ACK_FAILED = 1
 /** Numbers per acknowledged single append: lsn, segment, offset. */
 export const POSITION_WIDTH = 3
 /** Numbers per record in `NativeBatch.meta`. */

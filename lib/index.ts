@@ -8,7 +8,7 @@
  * for await (const rec of wal.stream(1, { fromLsn: lsn })) console.log(rec.lsn, rec.payload.toString())
  * ```
  */
-import { ACK_HEADER, POSITION_WIDTH, native, type ReaderHandle, type WalHandle } from './binding'
+import { ACK_ACKED, ACK_HEADER, POSITION_WIDTH, native, type ReaderHandle, type WalHandle } from './binding'
 import { WalError, closedError, fromDetail, invalidArgument, toWalError } from './errors'
 import { PendingQueue, type AppendResult, type BatchResult, type Reject, type Resolve } from './pending'
 import { RecordStream, type StreamHost, type StreamOptions, type StreamStart, type WalRecord, type WalStream } from './stream'
@@ -104,6 +104,14 @@ const MIN_SEGMENT_SIZE = 1024
 const MAX_SEGMENT_SIZE = 4 * 1024 * 1024 * 1024
 const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024
 const MAX_PARTITION = 65535
+/**
+ * Payloads up to this size are staged: copied into one buffer and handed to
+ * the engine in one crossing per tick (or when the buffer fills). Larger ones
+ * cross on their own, after the staged ones.
+ */
+const STAGE_MAX_RECORD = 64 * 1024
+const STAGE_BYTES = 1024 * 1024
+const STAGE_RECORDS = 8192
 /** Initial size of the array acks are copied into (grows on demand). */
 const ACK_BUFFER_NUMBERS = 1 << 14
 
@@ -223,12 +231,30 @@ export class Wal implements AsyncDisposable {
   readonly #recovery: ReadonlyArray<Readonly<Truncation>>
   /** Pending appends per partition. */
   readonly #queues = new Map<number, PendingQueue>()
+  /** Truncates per partition since open (the engine's ack generations). */
+  readonly #generations = new Map<number, number>()
   /** Appends in flight, all partitions. */
   #inFlight = 0
   #acks = new Float64Array(ACK_BUFFER_NUMBERS)
+  /** Errors of failed ack events not consumed yet (same order as the events). */
+  #ackErrors: string[] = []
   /** Follow streams waiting for an ack, per partition. */
   #waiters = new Map<number, Set<() => void>>()
   readonly #streams = new Set<RecordStream>()
+  // Appends of this tick not yet handed to the engine (see STAGE_MAX_RECORD).
+  readonly #stageData = Buffer.allocUnsafe(STAGE_BYTES)
+  #stageBytes = 0
+  #stageCount = 0
+  readonly #stageLengths = new Uint32Array(STAGE_RECORDS)
+  readonly #stagePartitions = new Uint16Array(STAGE_RECORDS)
+  readonly #stageLsns = new Float64Array(STAGE_RECORDS)
+  readonly #stageResolvers = new Array<Resolve | undefined>(STAGE_RECORDS)
+  readonly #stageRejecters = new Array<Reject | undefined>(STAGE_RECORDS)
+  #flushQueued = false
+  readonly #flushTask = (): void => {
+    this.#flushQueued = false
+    this.#flush()
+  }
   #closed = false
   #closing: Promise<void> | undefined
   readonly #host: StreamHost
@@ -277,18 +303,38 @@ export class Wal implements AsyncDisposable {
    * call order; the promise resolves once the record is durable per the `sync` option.
    */
   append(partition: number, payload: Payload): Promise<AppendResult> {
-    let lsn: number
+    if (this.#closed) return rejected(closedError())
+    let length: number
     try {
-      if (this.#closed) throw closedError()
       checkPartition(partition)
-      if (typeof payload === 'string') lsn = native.appendString(this.#handle, partition, payload)
-      else if (payload instanceof Uint8Array) lsn = native.append(this.#handle, partition, payload)
-      else throw invalidArgument('payload', 'a Buffer, Uint8Array or string', payload)
+      if (typeof payload === 'string') {
+        const worst = payload.length * 3
+        if (worst > STAGE_MAX_RECORD) return this.#appendDirect(partition, payload)
+        if (this.#stageBytes + worst > STAGE_BYTES || this.#stageCount === STAGE_RECORDS) this.#flush()
+        length = this.#stageData.write(payload, this.#stageBytes, 'utf8')
+      } else if (payload instanceof Uint8Array) {
+        length = payload.byteLength
+        if (length > STAGE_MAX_RECORD) return this.#appendDirect(partition, payload)
+        if (this.#stageBytes + length > STAGE_BYTES || this.#stageCount === STAGE_RECORDS) this.#flush()
+        this.#stageData.set(payload, this.#stageBytes)
+      } else {
+        throw invalidArgument('payload', 'a Buffer, Uint8Array or string', payload)
+      }
     } catch (e) {
       return rejected(e)
     }
+    const i = this.#stageCount++
+    this.#stageBytes += length
+    this.#stageLengths[i] = length
+    this.#stagePartitions[i] = partition
     const promise = newPending<AppendResult>()
-    this.#enqueue(partition, 0, lsn)
+    this.#stageResolvers[i] = parkedResolve
+    this.#stageRejecters[i] = parkedReject
+    if (this.#inFlight++ === 0) native.setRef(this.#handle, true)
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flushTask)
+    }
     return promise
   }
 
@@ -315,6 +361,7 @@ export class Wal implements AsyncDisposable {
         total += bytes.byteLength
       }
       const data = count === 1 ? parts[0]! : Buffer.concat(parts, total)
+      this.#flush()
       first = native.appendBatch(this.#handle, partition, data, lengths)
     } catch (e) {
       return rejected(e)
@@ -328,6 +375,7 @@ export class Wal implements AsyncDisposable {
   sync(): Promise<void> {
     if (this.#closed) return rejected(closedError())
     try {
+      this.#flush()
       return native.sync(this.#handle).catch(rejected<void>)
     } catch (e) {
       return rejected(e)
@@ -380,6 +428,7 @@ export class Wal implements AsyncDisposable {
       if (this.#closed) throw closedError()
       checkPartition(partition)
       checkLsn(minLsn, 'minLsn')
+      this.#flush()
       return native.purgeBefore(this.#handle, partition, minLsn).catch(rejected<PurgeResult>)
     } catch (e) {
       return rejected(e)
@@ -395,7 +444,10 @@ export class Wal implements AsyncDisposable {
       if (this.#closed) throw closedError()
       checkPartition(partition)
       checkLsn(lsn, 'lsn')
-      return native.truncateAfter(this.#handle, partition, lsn).catch(rejected<void>)
+      this.#flush()
+      const done = native.truncateAfter(this.#handle, partition, lsn)
+      this.#generations.set(partition, (this.#generations.get(partition) ?? 0) + 1)
+      return done.catch(rejected<void>)
     } catch (e) {
       return rejected(e)
     }
@@ -404,6 +456,7 @@ export class Wal implements AsyncDisposable {
   /** Known partitions, ascending. */
   partitions(): number[] {
     if (this.#closed) throw closedError()
+    this.#flush()
     try {
       return native.partitions(this.#handle)
     } catch (e) {
@@ -415,6 +468,7 @@ export class Wal implements AsyncDisposable {
   segments(partition: number): SegmentInfo[] {
     if (this.#closed) throw closedError()
     checkPartition(partition)
+    this.#flush()
     try {
       return native.segments(this.#handle, partition)
     } catch (e) {
@@ -425,6 +479,7 @@ export class Wal implements AsyncDisposable {
   /** Counters since open and per-partition totals. */
   stats(): WalStats {
     if (this.#closed) throw closedError()
+    this.#flush()
     try {
       return native.stats(this.#handle)
     } catch (e) {
@@ -439,6 +494,7 @@ export class Wal implements AsyncDisposable {
    */
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing
+    this.#flush()
     this.#closed = true
     for (const stream of [...this.#streams]) stream.interrupt()
     this.#wakeAll()
@@ -467,20 +523,95 @@ export class Wal implements AsyncDisposable {
     }
   }
 
-  #enqueue(partition: number, first: number, last: number): void {
+  /** A large payload: crosses on its own, after the staged appends. */
+  #appendDirect(partition: number, payload: Uint8Array | string): Promise<AppendResult> {
+    let lsn: number
+    try {
+      this.#flush()
+      lsn =
+        typeof payload === 'string'
+          ? native.appendString(this.#handle, partition, payload)
+          : native.append(this.#handle, partition, payload)
+    } catch (e) {
+      return rejected(e)
+    }
+    const promise = newPending<AppendResult>()
+    this.#enqueue(partition, 0, lsn)
+    return promise
+  }
+
+  /** Hands the staged appends to the engine (one crossing) and queues them for their acks. */
+  #flush(): void {
+    const n = this.#stageCount
+    if (n === 0) return
+    this.#stageCount = 0
+    this.#stageBytes = 0
+    const lsns = this.#stageLsns
+    const resolvers = this.#stageResolvers
+    const rejecters = this.#stageRejecters
+    let errors: string[] | null
+    try {
+      errors = native.appendMany(this.#handle, this.#stageData, this.#stageLengths, this.#stagePartitions, n, lsns)
+    } catch (e) {
+      const err = toWalError(e)
+      for (let i = 0; i < n; i++) {
+        const reject = rejecters[i]!
+        resolvers[i] = undefined
+        rejecters[i] = undefined
+        reject(err)
+      }
+      this.#settled(n)
+      return
+    }
+    const partitions = this.#stagePartitions
+    let failed = 0
+    let queue: PendingQueue | undefined
+    let queued = -1
+    for (let i = 0; i < n; i++) {
+      const resolve = resolvers[i]!
+      const reject = rejecters[i]!
+      resolvers[i] = undefined
+      rejecters[i] = undefined
+      const lsn = lsns[i]!
+      if (lsn < 0) {
+        failed++
+        const detail = errors?.[-lsn - 1]
+        reject(detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail))
+        continue
+      }
+      const partition = partitions[i]!
+      if (partition !== queued) {
+        queue = this.#queue(partition)
+        queued = partition
+      }
+      queue!.push(0, lsn, this.#generations.get(partition) ?? 0, resolve, reject)
+    }
+    if (failed > 0) this.#settled(failed)
+  }
+
+  /** `count` appends left the in-flight set without an ack. */
+  #settled(count: number): void {
+    this.#inFlight -= count
+    if (this.#inFlight === 0 && !this.#closed) native.setRef(this.#handle, false)
+  }
+
+  #queue(partition: number): PendingQueue {
     let queue = this.#queues.get(partition)
     if (queue === undefined) {
       queue = new PendingQueue()
       this.#queues.set(partition, queue)
     }
-    queue.push(first, last, parkedResolve!, parkedReject!)
+    return queue
+  }
+
+  #enqueue(partition: number, first: number, last: number): void {
+    this.#queue(partition).push(first, last, this.#generations.get(partition) ?? 0, parkedResolve!, parkedReject!)
     if (this.#inFlight++ === 0) native.setRef(this.#handle, true)
   }
 
   /** The notifier: takes every ack the engine has and settles the appends. */
   #onAcks(): void {
     const handle = this.#handle
-    let errors: string[] | undefined
     for (;;) {
       let n: number
       try {
@@ -497,20 +628,20 @@ export class Wal implements AsyncDisposable {
       let at = 0
       while (at < n) {
         const partition = acks[at]!
-        const through = acks[at + 1]!
-        const count = acks[at + 2]!
-        const failure = acks[at + 3]!
+        const kind = acks[at + 1]!
+        const a = acks[at + 2]!
+        const generation = acks[at + 3]!
+        const count = acks[at + 4]!
         const positions = at + ACK_HEADER
         at = positions + count * POSITION_WIDTH
         const queue = this.#queues.get(partition)
-        if (queue !== undefined && queue.size > 0) this.#inFlight -= queue.ack(through, acks, positions, count)
-        if (failure >= 0) {
-          const firstFailed = acks[at]!
-          at += 1
-          errors ??= native.takeAckErrors(handle)
-          const detail = errors[failure]
+        if (kind === ACK_ACKED) {
+          if (queue !== undefined && queue.size > 0) this.#inFlight -= queue.ack(a, generation, acks, positions, count)
+        } else {
+          if (this.#ackErrors.length === 0) this.#ackErrors = native.takeAckErrors(handle)
+          const detail = this.#ackErrors.shift()
           const err = detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail)
-          if (queue !== undefined) this.#inFlight -= queue.fail(firstFailed, err)
+          if (queue !== undefined) this.#inFlight -= queue.fail(a, err)
         }
         this.#wake(partition)
       }

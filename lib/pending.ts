@@ -37,6 +37,8 @@ export class PendingQueue {
   private last = new Float64Array(INITIAL_CAPACITY)
   /** Single append: 0. Batch: its first LSN. */
   private first = new Float64Array(INITIAL_CAPACITY)
+  /** The partition's truncate generation when the append was made. */
+  private generation = new Float64Array(INITIAL_CAPACITY)
   private resolvers: Array<Resolve | undefined> = new Array<Resolve | undefined>(INITIAL_CAPACITY)
   private rejecters: Array<Reject | undefined> = new Array<Reject | undefined>(INITIAL_CAPACITY)
   private head = 0
@@ -44,11 +46,15 @@ export class PendingQueue {
   /** Number of pending entries. */
   size = 0
 
-  /** Queues an append: `first` is 0 for a single append, else the batch's first LSN. */
-  push(first: number, last: number, resolve: Resolve, reject: Reject): void {
+  /**
+   * Queues an append: `first` is 0 for a single append, else the batch's
+   * first LSN; `generation` counts the partition's truncates before it.
+   */
+  push(first: number, last: number, generation: number, resolve: Resolve, reject: Reject): void {
     if (this.size > this.mask) this.grow()
     const i = (this.head + this.size) & this.mask
     this.first[i] = first
+    this.generation[i] = generation
     this.last[i] = last
     this.resolvers[i] = resolve
     this.rejecters[i] = reject
@@ -56,18 +62,21 @@ export class PendingQueue {
   }
 
   /**
-   * Resolves, oldest first, every entry whose (last) LSN is at most `through`.
-   * `acks[at ..]` holds `count` positions `lsn, segment, offset` of single
-   * appends in LSN order. Returns how many entries it resolved.
+   * Resolves, oldest first, every entry of an earlier truncate generation
+   * (a truncate commits what came before it) and every entry of `generation`
+   * whose (last) LSN is at most `through`. `acks[at ..]` holds `count`
+   * positions `lsn, segment, offset` of single appends in LSN order.
+   * Returns how many entries it resolved.
    */
-  ack(through: number, acks: Float64Array, at: number, count: number): number {
+  ack(through: number, generation: number, acks: Float64Array, at: number, count: number): number {
     const end = at + count * 3
     let p = at
     let resolved = 0
     while (this.size > 0) {
       const i = this.head
       const last = this.last[i]!
-      if (last > through) break
+      const g = this.generation[i]!
+      if (g > generation || (g === generation && last > through)) break
       const resolve = this.resolvers[i]!
       const first = this.first[i]!
       this.resolvers[i] = undefined
@@ -92,12 +101,13 @@ export class PendingQueue {
 
   /** Rejects every entry whose (last) LSN is at least `firstFailed`. Returns how many. */
   fail(firstFailed: number, err: WalError): number {
-    const keep: Array<[number, number, Resolve, Reject]> = []
+    const keep: Array<[number, number, number, Resolve, Reject]> = []
     let rejected = 0
     while (this.size > 0) {
       const i = this.head
       const last = this.last[i]!
       const first = this.first[i]!
+      const generation = this.generation[i]!
       const resolve = this.resolvers[i]!
       const reject = this.rejecters[i]!
       this.resolvers[i] = undefined
@@ -108,10 +118,10 @@ export class PendingQueue {
         rejected++
         reject(err)
       } else {
-        keep.push([first, last, resolve, reject])
+        keep.push([first, last, generation, resolve, reject])
       }
     }
-    for (const [first, last, resolve, reject] of keep) this.push(first, last, resolve, reject)
+    for (const [first, last, generation, resolve, reject] of keep) this.push(first, last, generation, resolve, reject)
     return rejected
   }
 
@@ -124,17 +134,20 @@ export class PendingQueue {
     const capacity = (this.mask + 1) * 2
     const last = new Float64Array(capacity)
     const first = new Float64Array(capacity)
+    const generation = new Float64Array(capacity)
     const resolvers = new Array<Resolve | undefined>(capacity)
     const rejecters = new Array<Reject | undefined>(capacity)
     for (let k = 0; k < this.size; k++) {
       const i = (this.head + k) & this.mask
       last[k] = this.last[i]!
       first[k] = this.first[i]!
+      generation[k] = this.generation[i]!
       resolvers[k] = this.resolvers[i]
       rejecters[k] = this.rejecters[i]
     }
     this.last = last
     this.first = first
+    this.generation = generation
     this.resolvers = resolvers
     this.rejecters = rejecters
     this.head = 0

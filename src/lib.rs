@@ -35,9 +35,12 @@ use segwal_core as core;
 /// Prefix of the message of every error this binding raises.
 const ERROR_PREFIX: &str = "segwal:";
 
-/// Numbers per ack header in [`NativeWal::take_acks`]: partition,
-/// through_lsn, position count, failure index (-1 = none).
-const ACK_HEADER: usize = 4;
+/// Numbers per ack event header in [`take_acks`]: partition, kind, a, b,
+/// position count.
+const ACK_HEADER: usize = 5;
+/// Ack event kinds.
+const ACK_ACKED: f64 = 0.0;
+const ACK_FAILED: f64 = 1.0;
 /// Numbers per acknowledged single append: lsn, segment, offset.
 const POSITION_WIDTH: usize = 3;
 /// Numbers per record in a read batch: lsn, segment, offset, payload start,
@@ -90,10 +93,7 @@ fn error_json(err: &core::Error) -> String {
 
 /// An engine error as a napi error the facade can decode.
 fn encode_error(err: &core::Error) -> Error {
-    Error::new(
-        Status::GenericFailure,
-        format!("{ERROR_PREFIX}{}", error_json(err)),
-    )
+    Error::new(Status::GenericFailure, format!("{ERROR_PREFIX}{}", error_json(err)))
 }
 
 /// An error that did not come from the engine (a panic, a bad argument that
@@ -144,8 +144,7 @@ fn partition_arg(partition: u32) -> Result<u16> {
 
 /// A non-negative integer number (LSNs, sizes) as u64.
 fn u64_arg(value: f64, name: &str) -> Result<u64> {
-    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0
-    {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0 {
         Ok(value as u64)
     } else {
         Err(invalid(&format!("{name} must be a non-negative safe integer")))
@@ -160,9 +159,9 @@ fn sync_mode(mode: u32, interval_ms: f64) -> Result<core::SyncMode> {
     match mode {
         0 => Ok(core::SyncMode::Always),
         1 => Ok(core::SyncMode::None),
-        2 if interval_ms.is_finite() && interval_ms > 0.0 => Ok(core::SyncMode::Interval(
-            Duration::from_secs_f64(interval_ms / 1000.0),
-        )),
+        2 if interval_ms.is_finite() && interval_ms > 0.0 => {
+            Ok(core::SyncMode::Interval(Duration::from_secs_f64(interval_ms / 1000.0)))
+        }
         2 => Err(invalid("sync.intervalMs must be a positive number")),
         _ => Err(invalid("sync must be 'always', 'none' or { intervalMs }")),
     }
@@ -363,7 +362,7 @@ struct AckState {
     /// Encoded acks, from `at` on.
     staged: Vec<f64>,
     at: usize,
-    /// Failures referenced by index from the ack encoding.
+    /// Errors of the failed events handed out so far, in order.
     errors: Vec<String>,
 }
 
@@ -382,7 +381,6 @@ pub struct WalHandle {
     referenced: AtomicBool,
     acks: Mutex<AckState>,
 }
-
 
 /// Registers `callback`, called (coalesced, on the JS thread) whenever
 /// `takeAcks` has news. It does not keep the process alive until
@@ -427,10 +425,7 @@ pub fn set_ref(env: Env, handle: &External<WalHandle>, on: bool) -> Result<()> {
                 }
             };
             if status != napi::sys::Status::napi_ok {
-                return Err(internal_error(
-                    "WAL_INTERNAL",
-                    "could not (un)ref the ack notifier",
-                ));
+                return Err(internal_error("WAL_INTERNAL", "could not (un)ref the ack notifier"));
             }
             handle.referenced.store(on, Ordering::Relaxed);
         }
@@ -449,14 +444,16 @@ pub fn release_notifier(handle: &External<WalHandle>) -> Result<()> {
     })
 }
 
-/// Copies pending acks into `out` and returns how many numbers it wrote; 0
-/// means no more news. An ack is never split: when the next one does not fit
-/// at all, returns minus the size `out` needs.
+/// Copies pending ack events into `out` and returns how many numbers it
+/// wrote; 0 means no more news. An event is never split: when the next one
+/// does not fit at all, returns minus the size `out` needs.
 ///
-/// Encoding, per ack: `partition, throughLsn, n, failure` then `n` times
-/// `lsn, segment, offset` (positions of single appends, in LSN order).
-/// `failure` is -1, or an index into `takeAckErrors()`, with the first failed
-/// LSN appended after the positions.
+/// Encoding, per event: `partition, kind, a, b, n` then `n` times `lsn,
+/// segment, offset`.
+/// - kind 0, acknowledged: `a` = through LSN, `b` = truncate generation of
+///   the appends, `n` positions of single appends in LSN order;
+/// - kind 1, failed: `a` = first failed LSN, `b` = 0, `n` = 0; its error is
+///   the next one of `takeAckErrors()` (same order as the failed events).
 #[napi]
 pub fn take_acks(handle: &External<WalHandle>, mut out: Float64ArraySlice) -> Result<i32> {
     // SAFETY: the facade's own array, not shared with another thread, and only
@@ -469,33 +466,37 @@ pub fn take_acks(handle: &External<WalHandle>, mut out: Float64ArraySlice) -> Re
             staged.clear();
             *at = 0;
             for ack in handle.wal.take_acks() {
-                staged.push(f64::from(ack.partition));
-                staged.push(ack.through_lsn as f64);
-                staged.push(ack.positions.len() as f64);
-                match &ack.failure {
-                    Some((_, err)) => {
-                        staged.push(errors.len() as f64);
-                        errors.push(error_json(err));
+                let partition = f64::from(ack.partition);
+                for event in ack.events {
+                    match event {
+                        core::AckEvent::Acked {
+                            through_lsn,
+                            positions,
+                            generation,
+                        } => {
+                            staged.extend_from_slice(&[
+                                partition,
+                                ACK_ACKED,
+                                through_lsn as f64,
+                                generation as f64,
+                                positions.len() as f64,
+                            ]);
+                            for p in &positions {
+                                staged.extend_from_slice(&[p.lsn as f64, p.segment as f64, p.offset as f64]);
+                            }
+                        }
+                        core::AckEvent::Failed { first_lsn, error } => {
+                            staged.extend_from_slice(&[partition, ACK_FAILED, first_lsn as f64, 0.0, 0.0]);
+                            errors.push(error_json(&error));
+                        }
                     }
-                    None => staged.push(-1.0),
-                }
-                for p in &ack.positions {
-                    staged.push(p.lsn as f64);
-                    staged.push(p.segment as f64);
-                    staged.push(p.offset as f64);
-                }
-                if let Some((first_failed, _)) = &ack.failure {
-                    staged.push(*first_failed as f64);
                 }
             }
         }
         let mut written = 0;
         while *at < staged.len() {
             let from = *at;
-            let mut len = ACK_HEADER + staged[from + 2] as usize * POSITION_WIDTH;
-            if staged[from + 3] >= 0.0 {
-                len += 1;
-            }
+            let len = ACK_HEADER + staged[from + 4] as usize * POSITION_WIDTH;
             if written + len > out.len() {
                 if written == 0 {
                     return Ok(-(len as i32));
@@ -510,8 +511,8 @@ pub fn take_acks(handle: &External<WalHandle>, mut out: Float64ArraySlice) -> Re
     })
 }
 
-/// The failures referenced by `takeAcks`, as encoded error details (JSON,
-/// without the prefix); clears them.
+/// The errors of the failed events `takeAcks` handed out, in the same order,
+/// as encoded error details (JSON, without the prefix); clears them.
 #[napi]
 pub fn take_ack_errors(handle: &External<WalHandle>) -> Vec<String> {
     std::mem::take(&mut lock(&handle.acks).errors)
@@ -537,6 +538,49 @@ pub fn append(handle: &External<WalHandle>, partition: u32, payload: &[u8]) -> R
     guard(|| {
         let partition = partition_arg(partition)?;
         Ok(engine(handle.wal.append(partition, payload))? as f64)
+    })
+}
+
+/// Appends `count` single records laid end to end in `data`, record `i`
+/// (`lengths[i]` bytes) to partition `partitions[i]`, in order: the facade
+/// stages the appends of one tick and hands them over in one crossing.
+/// Writes each record's LSN to `lsns[i]`, or `-(k + 1)` when it failed with
+/// the `k`-th of the returned errors (encoded details); returns `null` when
+/// none failed.
+#[napi]
+pub fn append_many(
+    handle: &External<WalHandle>,
+    data: &[u8],
+    lengths: &[u32],
+    partitions: &[u16],
+    count: u32,
+    mut lsns: Float64ArraySlice,
+) -> Result<Option<Vec<String>>> {
+    // SAFETY: the facade's own array, only written during this synchronous call.
+    let lsns = unsafe { lsns.as_mut() };
+    guard(|| {
+        let count = count as usize;
+        if count > lengths.len() || count > partitions.len() || count > lsns.len() {
+            return Err(invalid("appendMany: count exceeds the arrays"));
+        }
+        let mut errors: Option<Vec<String>> = None;
+        let mut at = 0usize;
+        for (i, &len) in lengths[..count].iter().enumerate() {
+            let end = at
+                .checked_add(len as usize)
+                .filter(|&end| end <= data.len())
+                .ok_or_else(|| invalid("appendMany: lengths exceed the data"))?;
+            lsns[i] = match handle.wal.append(partitions[i], &data[at..end]) {
+                Ok(lsn) => lsn as f64,
+                Err(e) => {
+                    let errors = errors.get_or_insert_with(Vec::new);
+                    errors.push(error_json(&e));
+                    -(errors.len() as f64)
+                }
+            };
+            at = end;
+        }
+        Ok(errors)
     })
 }
 
@@ -588,9 +632,7 @@ pub fn truncate_after(handle: &External<WalHandle>, partition: u32, lsn: f64) ->
         let partition = partition_arg(partition)?;
         let lsn = u64_arg(lsn, "lsn")?;
         let pending = engine(handle.wal.truncate_after(partition, lsn))?;
-        Ok(AsyncTask::new(WaitTask {
-            pending: Some(pending),
-        }))
+        Ok(AsyncTask::new(WaitTask { pending: Some(pending) }))
     })
 }
 
@@ -630,10 +672,7 @@ pub fn last_lsn(handle: &External<WalHandle>, partition: u32) -> Result<f64> {
 #[napi]
 pub fn partitions(handle: &External<WalHandle>) -> Result<Vec<u32>> {
     guard(|| {
-        let mut parts: Vec<u32> = engine(handle.wal.partitions())?
-            .into_iter()
-            .map(u32::from)
-            .collect();
+        let mut parts: Vec<u32> = engine(handle.wal.partitions())?.into_iter().map(u32::from).collect();
         parts.sort_unstable();
         Ok(parts)
     })
