@@ -277,7 +277,9 @@ export class Wal implements AsyncDisposable {
    * that is not a torn tail (unless `repair`).
    */
   static async open(dir: string, options?: WalOptions): Promise<Wal> {
-    if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('dir', 'a non-empty string', dir)
+    if (typeof dir !== 'string' || dir.length === 0 || dir.includes('\0')) {
+      throw invalidArgument('dir', 'a non-empty path string without NUL bytes', dir)
+    }
     const o = parseOptions(options)
     let handle: WalHandle
     try {
