@@ -1,0 +1,267 @@
+// Measurement helpers shared by the workloads: statistics, the event-loop gap monitor,
+// time-boxed loops, temporary directories and table printing. No workload logic here.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { performance } from 'node:perf_hooks'
+
+export const KiB = 1024
+export const MiB = 1024 * KiB
+export const GiB = 1024 * MiB
+
+export const now = () => performance.now()
+
+export function median(xs) {
+  const v = xs.filter((x) => x != null && !Number.isNaN(x)).sort((a, b) => a - b)
+  if (v.length === 0) return null
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
+}
+
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return null
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[i]
+}
+
+/** Latencies in ms, kept in a growable Float64Array (millions of samples stay cheap). */
+export class Latencies {
+  constructor(cap = 1 << 16) {
+    this.a = new Float64Array(cap)
+    this.n = 0
+  }
+  add(ms) {
+    if (this.n === this.a.length) {
+      const b = new Float64Array(this.a.length * 2)
+      b.set(this.a)
+      this.a = b
+    }
+    this.a[this.n++] = ms
+  }
+  summary() {
+    const s = this.a.slice(0, this.n).sort()
+    return { p50: percentile(s, 50), p99: percentile(s, 99), p999: percentile(s, 99.9), max: s.length ? s[s.length - 1] : null, n: this.n }
+  }
+}
+
+/**
+ * The largest gap between two ticks of a 1 ms setInterval while a workload runs: how long
+ * the event loop was unable to run a timer (ideally ~1 ms; a blocking call shows up here).
+ */
+export class LoopGap {
+  start() {
+    this.max = 0
+    this.last = now()
+    this.paused = false
+    this.timer = setInterval(() => {
+      const t = now()
+      if (t - this.last > this.max) this.max = t - this.last
+      this.last = t
+    }, 1)
+    active = this
+    return this
+  }
+  stop() {
+    clearInterval(this.timer)
+    const t = now()
+    if (!this.paused && t - this.last > this.max) this.max = t - this.last
+    if (active === this) active = null
+    return this.max
+  }
+}
+
+let active = null
+/**
+ * Around a synchronous loop of the benchmark's own (firing 100k appends in one turn), so the
+ * gap reported is what the library blocks, not the caller's loop. Only used where a table says so.
+ */
+export function pauseGap() {
+  if (active) active.paused = true
+}
+export function resumeGap() {
+  if (active) {
+    active.paused = false
+    active.last = now()
+  }
+}
+
+/** Lets pending timers and I/O callbacks run (between runs, so one run's tail does not leak into the next). */
+export const settle = () => new Promise((r) => setTimeout(r, 20))
+
+/**
+ * `concurrency` async loops, each awaiting `op(loopId)` until `seconds` have passed.
+ * Returns ops done, the elapsed seconds and (if `latency`) per-op latency percentiles.
+ */
+export async function timedLoops(concurrency, seconds, op, { latency = true } = {}) {
+  const lat = latency ? new Latencies() : null
+  let ops = 0
+  const t0 = now()
+  const deadline = t0 + seconds * 1000
+  const loop = async (id) => {
+    while (now() < deadline) {
+      const s = now()
+      await op(id)
+      if (lat) lat.add(now() - s)
+      ops++
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, (_, i) => loop(i)))
+  return { ops, seconds: (now() - t0) / 1000, lat: lat?.summary() }
+}
+
+/** A synchronous tight loop (the 'raw' baselines), time-boxed like `timedLoops`. */
+export function timedSyncLoop(seconds, op) {
+  const lat = new Latencies()
+  let ops = 0
+  const t0 = now()
+  const deadline = t0 + seconds * 1000
+  while (now() < deadline) {
+    const s = now()
+    op()
+    lat.add(now() - s)
+    ops++
+  }
+  return { ops, seconds: (now() - t0) / 1000, lat: lat.summary() }
+}
+
+// ------------------------------------------------------------------ temporary directories
+
+let root = null
+
+/** The run's scratch root under os.tmpdir() (same disk as /tmp); removed by `cleanup`. */
+export function scratchRoot() {
+  if (!root) root = fs.mkdtempSync(path.join(os.tmpdir(), 'segwal-bench-'))
+  return root
+}
+
+let seq = 0
+export function tmpDir(name) {
+  const d = path.join(scratchRoot(), `${name}-${++seq}`)
+  fs.mkdirSync(d, { recursive: true })
+  return d
+}
+
+export function rm(p) {
+  fs.rmSync(p, { recursive: true, force: true })
+}
+
+export function cleanup() {
+  if (root) rm(root)
+  root = null
+}
+
+export function dirBytes(d) {
+  let n = 0
+  for (const f of fs.readdirSync(d)) {
+    const st = fs.statSync(path.join(d, f))
+    if (st.isFile()) n += st.size
+  }
+  return n
+}
+
+export function freeBytes(p) {
+  const s = fs.statfsSync(p)
+  return s.bavail * s.bsize
+}
+
+// ------------------------------------------------------------------ interleaving
+
+/**
+ * Runs every system `runs` times, interleaved (A B C A B C ...), each run under a fresh
+ * event-loop gap monitor. `system.run(runIndex)` resolves to
+ * `{ ops, bytes, seconds, lat?, extra? }`; rows aggregate medians over the runs.
+ */
+export async function interleave(systems, runs, log) {
+  const results = systems.map(() => [])
+  for (let r = 0; r < runs; r++) {
+    for (let i = 0; i < systems.length; i++) {
+      const s = systems[i]
+      if (s.skip) continue
+      await settle()
+      const gap = new LoopGap().start()
+      let res
+      try {
+        res = await s.run(r)
+      } catch (e) {
+        gap.stop()
+        log?.(`  ${s.name}: failed: ${e?.stack || e}`)
+        s.skip = `failed: ${e?.code || ''} ${e?.message || e}`.trim()
+        continue
+      }
+      res.gap = gap.stop()
+      results[i].push(res)
+    }
+  }
+  return systems.map((s, i) => aggregate(s, results[i]))
+}
+
+export function aggregate(s, rs) {
+  if (rs.length === 0) return { system: s.name, note: s.skip || 'no runs', runs: 0 }
+  const pick = (f) => median(rs.map(f))
+  return {
+    system: s.name,
+    runs: rs.length,
+    opsPerSec: pick((r) => (r.ops != null ? r.ops / r.seconds : null)),
+    mbPerSec: pick((r) => (r.bytes != null ? r.bytes / MiB / r.seconds : null)),
+    p50: pick((r) => r.lat?.p50),
+    p99: pick((r) => r.lat?.p99),
+    maxGapMs: Math.max(...rs.map((r) => r.gap)),
+    medianGapMs: median(rs.map((r) => r.gap)),
+    seconds: pick((r) => r.seconds),
+    extra: rs[Math.floor(rs.length / 2)].extra,
+    runsOps: rs.map((r) => (r.ops != null ? Math.round(r.ops / r.seconds) : null)),
+    note: s.note,
+  }
+}
+
+// ------------------------------------------------------------------ formatting
+
+export function fmtNum(x, digits = 0) {
+  if (x == null || Number.isNaN(x)) return '-'
+  if (Math.abs(x) >= 1e6 && digits === 0) return (x / 1e6).toFixed(2) + 'M'
+  return x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+}
+
+export function fmtMs(x) {
+  if (x == null || Number.isNaN(x)) return '-'
+  if (x < 1) return (x * 1000).toFixed(0) + ' µs'
+  if (x < 100) return x.toFixed(2) + ' ms'
+  return x.toFixed(0) + ' ms'
+}
+
+export function fmtBytes(n) {
+  if (n == null) return '-'
+  if (n >= GiB) return (n / GiB).toFixed(2) + ' GiB'
+  if (n >= MiB) return (n / MiB).toFixed(1) + ' MiB'
+  if (n >= KiB) return (n / KiB).toFixed(1) + ' KiB'
+  return n + ' B'
+}
+
+/** Plain text table; `cols` are [header, (row) => string, align]. */
+export function table(title, rows, cols) {
+  const cells = rows.map((r) => cols.map((c) => String(c[1](r) ?? '-')))
+  const w = cols.map((c, i) => Math.max(c[0].length, ...cells.map((r) => r[i].length)))
+  const line = (vals) => vals.map((v, i) => (cols[i][2] === 'l' ? v.padEnd(w[i]) : v.padStart(w[i]))).join('  ')
+  const out = [`\n## ${title}`, line(cols.map((c) => c[0])), w.map((n) => '-'.repeat(n)).join('  '), ...cells.map(line)]
+  return out.map((l) => l.trimEnd()).join('\n')
+}
+
+/** The standard columns: system, ops/s, MB/s, p50/p99, max loop gap, segwal ratio. */
+export function throughputTable(title, rows, { ratioOf = 'segwal', latency = true, mb = true } = {}) {
+  const ref = rows.find((r) => r.system.startsWith(ratioOf) && r.opsPerSec)
+  const cols = [
+    ['system', (r) => r.system, 'l'],
+    ['ops/s', (r) => fmtNum(r.opsPerSec)],
+  ]
+  if (mb) cols.push(['MiB/s', (r) => fmtNum(r.mbPerSec, 1)])
+  if (latency) {
+    cols.push(['p50', (r) => fmtMs(r.p50)])
+    cols.push(['p99', (r) => fmtMs(r.p99)])
+  }
+  cols.push(['max loop gap', (r) => fmtMs(r.maxGapMs)])
+  cols.push([
+    'segwal ×',
+    (r) => (ref && r.opsPerSec ? (r === ref ? '1.00' : (ref.opsPerSec / r.opsPerSec).toFixed(2)) : '-'),
+  ])
+  cols.push(['notes', (r) => [r.note, r.extra?.text].filter(Boolean).join('; '), 'l'])
+  return table(title, rows, cols)
+}
