@@ -103,7 +103,7 @@ test('from: the position of any record (single or batch member) starts at that r
   await wal.close()
 })
 
-test('breaking out of for await releases the file handles', async (t) => {
+test.serial('breaking out of for await releases the file handles', async (t) => {
   const wal = await Wal.open(tempDir(), { segmentSize: 4096 })
   for (let i = 1; i <= 100; i++) await wal.append(1, payloadOf(i, 200))
   const before = openFds()
