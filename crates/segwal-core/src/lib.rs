@@ -12,6 +12,7 @@ mod partition;
 mod reader;
 mod recovery;
 pub mod segment;
+pub mod sim;
 mod truncate;
 mod wal;
 

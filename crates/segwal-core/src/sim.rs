@@ -1,0 +1,653 @@
+//! An in-memory `Fs` for power-loss and fault-injection tests.
+//!
+//! Every file has the content a reader sees (volatile) and the content that would survive
+//! a power cut (durable); `sync_data` moves one to the other. Directory entries work the
+//! same way: `create` and `remove` change what `list_dir`/`open` see at once, and only
+//! `sync_dir` makes them durable. `SimFs::power_loss` returns a new file system holding
+//! only the durable state (optionally plus a random prefix of what was not synced, to
+//! model torn writes), with every lock released.
+//!
+//! Faults:
+//! - every mutating or syncing call (`create_dir_all`, `create`, `remove`, `sync_dir`,
+//!   `write_all_at`, `set_len`, `preallocate`, `sync_data`) is numbered from 0 (`ops`);
+//! - `crash_at(n)`: call n and everything after it fail with EIO, reads included (the
+//!   process is dead: nothing more reaches the disk);
+//! - `fail_op(n, errno)`: call n fails once, later calls work;
+//! - `fail_next_sync(errno)`: the next `sync_data` fails and, as Linux does after a failed
+//!   writeback, the writes it should have made durable never will be (they stay visible
+//!   to reads until the power goes);
+//! - `fail_next_sync_dir(errno)`: the next `sync_dir` fails (the entries stay pending);
+//! - `set_capacity(bytes)`: writes, growth and preallocation beyond it fail with ENOSPC
+//!   (a write that crosses the limit writes what fits first, like `write(2)`).
+//!   A file occupies max(size, preallocated); space comes back when a file is removed
+//!   and no handle is open on it, or when `set_len` cuts it (which, like ftruncate on
+//!   ext4 and XFS, also drops the preallocation past the new end).
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::fs::{Fs, FsFile};
+
+type Ino = u64;
+
+#[derive(Clone, Debug)]
+enum FileOp {
+    Write { off: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+#[derive(Clone, Debug)]
+enum DirOp {
+    Link(String, Ino),
+    Unlink(String),
+}
+
+struct Inode {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+    /// Changes since the last successful `sync_data`, oldest first.
+    pending: Vec<FileOp>,
+    /// Bytes reserved by `preallocate` (the file occupies max(len, alloc)).
+    alloc: u64,
+    links: u32,
+    handles: u32,
+}
+
+impl Inode {
+    fn new() -> Inode {
+        Inode {
+            data: Vec::new(),
+            durable: Vec::new(),
+            pending: Vec::new(),
+            alloc: 0,
+            links: 0,
+            handles: 0,
+        }
+    }
+
+    fn footprint(&self) -> u64 {
+        (self.data.len() as u64).max(self.alloc)
+    }
+
+    fn live(&self) -> bool {
+        self.links > 0 || self.handles > 0
+    }
+}
+
+#[derive(Default, Clone)]
+struct Dir {
+    live: BTreeMap<String, Ino>,
+    durable: BTreeMap<String, Ino>,
+    pending: Vec<DirOp>,
+}
+
+#[derive(Default)]
+struct State {
+    inodes: HashMap<Ino, Inode>,
+    next_ino: Ino,
+    dirs: BTreeMap<PathBuf, Dir>,
+    locks: BTreeSet<PathBuf>,
+    ops: u64,
+    log: Vec<String>,
+    crash_at: Option<u64>,
+    dead: bool,
+    fail_ops: BTreeMap<u64, i32>,
+    fail_next_sync: Option<i32>,
+    fail_next_sync_dir: Option<i32>,
+    capacity: Option<u64>,
+}
+
+struct Shared {
+    st: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The simulated file system; clones share the same state.
+#[derive(Clone)]
+pub struct SimFs {
+    shared: Arc<Shared>,
+}
+
+fn err(errno: i32) -> io::Error {
+    io::Error::from_raw_os_error(errno)
+}
+
+fn split(path: &Path) -> io::Result<(PathBuf, String)> {
+    let parent = path.parent().ok_or_else(|| err(libc::EINVAL))?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| err(libc::EINVAL))?;
+    Ok((parent.to_path_buf(), name.to_string()))
+}
+
+fn apply(content: &mut Vec<u8>, op: &FileOp) {
+    match op {
+        FileOp::Write { off, data } => write_into(content, *off, data),
+        FileOp::SetLen(len) => content.resize(*len as usize, 0),
+    }
+}
+
+fn write_into(content: &mut Vec<u8>, off: u64, data: &[u8]) {
+    let off = off as usize;
+    if content.len() < off + data.len() {
+        content.resize(off + data.len(), 0);
+    }
+    content[off..off + data.len()].copy_from_slice(data);
+}
+
+fn apply_dir(entries: &mut BTreeMap<String, Ino>, op: &DirOp) {
+    match op {
+        DirOp::Link(name, ino) => {
+            entries.insert(name.clone(), *ino);
+        }
+        DirOp::Unlink(name) => {
+            entries.remove(name);
+        }
+    }
+}
+
+/// splitmix64: enough randomness for choosing torn prefixes, and no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..=n.
+    fn upto(&mut self, n: usize) -> usize {
+        (self.next() % (n as u64 + 1)) as usize
+    }
+}
+
+impl State {
+    fn used(&self) -> u64 {
+        self.inodes.values().filter(|i| i.live()).map(Inode::footprint).sum()
+    }
+
+    fn room(&self) -> u64 {
+        self.capacity.map_or(u64::MAX, |c| c.saturating_sub(self.used()))
+    }
+
+    /// Numbers a mutating call and decides whether it fails.
+    fn op(&mut self, what: impl FnOnce() -> String) -> io::Result<()> {
+        if self.dead {
+            return Err(err(libc::EIO));
+        }
+        let n = self.ops;
+        self.ops += 1;
+        let what = what();
+        if self.crash_at.is_some_and(|c| n >= c) {
+            self.dead = true;
+            self.log.push(format!("{n}: CRASH at {what}"));
+            return Err(err(libc::EIO));
+        }
+        if let Some(errno) = self.fail_ops.remove(&n) {
+            self.log.push(format!("{n}: FAIL({errno}) {what}"));
+            return Err(err(errno));
+        }
+        self.log.push(format!("{n}: {what}"));
+        Ok(())
+    }
+
+    fn read_ok(&self) -> io::Result<()> {
+        if self.dead {
+            Err(err(libc::EIO))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn lookup(&self, path: &Path) -> io::Result<Ino> {
+        let (dir, name) = split(path)?;
+        let d = self.dirs.get(&dir).ok_or_else(|| err(libc::ENOENT))?;
+        d.live.get(&name).copied().ok_or_else(|| err(libc::ENOENT))
+    }
+
+    fn inode(&mut self, ino: Ino) -> &mut Inode {
+        self.inodes.entry(ino).or_insert_with(Inode::new)
+    }
+
+    fn release(&mut self, ino: Ino) {
+        if let Some(i) = self.inodes.get_mut(&ino) {
+            i.handles = i.handles.saturating_sub(1);
+        }
+    }
+}
+
+impl Default for SimFs {
+    fn default() -> Self {
+        SimFs::new()
+    }
+}
+
+impl SimFs {
+    pub fn new() -> SimFs {
+        SimFs::from_state(State::default())
+    }
+
+    fn from_state(st: State) -> SimFs {
+        SimFs {
+            shared: Arc::new(Shared { st: Mutex::new(st) }),
+        }
+    }
+
+    fn st(&self) -> MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+
+    /// Mutating calls made so far (the number the next one gets).
+    pub fn ops(&self) -> u64 {
+        self.st().ops
+    }
+
+    /// What each mutating call was, for failure messages.
+    pub fn op_log(&self) -> Vec<String> {
+        self.st().log.clone()
+    }
+
+    /// Call `n` and every later call fail with EIO: the process died there.
+    pub fn crash_at(&self, n: u64) {
+        self.st().crash_at = Some(n);
+    }
+
+    /// Kills the process now (every later call fails).
+    pub fn crash_now(&self) {
+        self.st().dead = true;
+    }
+
+    pub fn crashed(&self) -> bool {
+        self.st().dead
+    }
+
+    /// Call `n` fails once with `errno`.
+    pub fn fail_op(&self, n: u64, errno: i32) {
+        self.st().fail_ops.insert(n, errno);
+    }
+
+    /// The next `sync_data` fails with `errno` and loses the writes it should have synced.
+    pub fn fail_next_sync(&self, errno: i32) {
+        self.st().fail_next_sync = Some(errno);
+    }
+
+    /// The next `sync_dir` fails with `errno` (nothing becomes durable by it).
+    pub fn fail_next_sync_dir(&self, errno: i32) {
+        self.st().fail_next_sync_dir = Some(errno);
+    }
+
+    /// Limits the bytes all files may occupy; `None` lifts the limit.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.st().capacity = bytes;
+    }
+
+    /// Bytes occupied now (sizes and preallocations of live files).
+    pub fn used_bytes(&self) -> u64 {
+        self.st().used()
+    }
+
+    /// The durable state only, as after a power cut. The capacity limit carries over.
+    pub fn power_loss(&self) -> SimFs {
+        self.power_loss_with(None)
+    }
+
+    /// Like `power_loss`, but a random prefix (seeded) of each file's unsynced changes
+    /// and of each directory's unsynced entries made it to disk too; the last change kept
+    /// may be a torn write: part of its bytes, then zeros where the size grew but the
+    /// data did not land.
+    pub fn power_loss_torn(&self, seed: u64) -> SimFs {
+        self.power_loss_with(Some(seed))
+    }
+
+    fn power_loss_with(&self, seed: Option<u64>) -> SimFs {
+        let st = self.st();
+        let mut rng = Rng(seed.unwrap_or(0) ^ 0x5eed);
+        let mut new = State {
+            capacity: st.capacity,
+            next_ino: st.next_ino,
+            ..State::default()
+        };
+        for (path, d) in &st.dirs {
+            let mut entries = d.durable.clone();
+            if seed.is_some() {
+                let k = rng.upto(d.pending.len());
+                for op in &d.pending[..k] {
+                    apply_dir(&mut entries, op);
+                }
+            }
+            for &ino in entries.values() {
+                if new.inodes.contains_key(&ino) {
+                    continue;
+                }
+                let Some(old) = st.inodes.get(&ino) else { continue };
+                let mut data = old.durable.clone();
+                if seed.is_some() && !old.pending.is_empty() {
+                    let k = rng.upto(old.pending.len());
+                    for op in &old.pending[..k] {
+                        apply(&mut data, op);
+                    }
+                    if let Some(FileOp::Write { off, data: bytes }) = old.pending.get(k) {
+                        if rng.next().is_multiple_of(2) {
+                            let kept = rng.upto(bytes.len());
+                            let zeros = rng.upto(bytes.len() - kept);
+                            write_into(&mut data, *off, &bytes[..kept]);
+                            let end = *off as usize + kept + zeros;
+                            if data.len() < end {
+                                data.resize(end, 0);
+                            }
+                        }
+                    }
+                }
+                new.inodes.insert(
+                    ino,
+                    Inode {
+                        durable: data.clone(),
+                        data,
+                        pending: Vec::new(),
+                        alloc: old.alloc,
+                        links: 0,
+                        handles: 0,
+                    },
+                );
+            }
+            for &ino in entries.values() {
+                if let Some(i) = new.inodes.get_mut(&ino) {
+                    i.links += 1;
+                }
+            }
+            new.dirs.insert(
+                path.clone(),
+                Dir {
+                    live: entries.clone(),
+                    durable: entries,
+                    pending: Vec::new(),
+                },
+            );
+        }
+        SimFs::from_state(new)
+    }
+
+    /// A file's content as a reader sees it (no fault applies).
+    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+        let st = self.st();
+        let ino = st.lookup(path).ok()?;
+        st.inodes.get(&ino).map(|i| i.data.clone())
+    }
+
+    /// Creates or replaces a file's content, durably, entry included (for damage tests;
+    /// no fault applies and no call is counted).
+    pub fn write_file(&self, path: &Path, content: &[u8]) {
+        let mut st = self.st();
+        let Ok((dir, name)) = split(path) else { return };
+        let ino = match st.lookup(path) {
+            Ok(ino) => ino,
+            Err(_) => {
+                let ino = st.next_ino;
+                st.next_ino += 1;
+                st.inode(ino).links = 1;
+                let d = st.dirs.entry(dir).or_default();
+                d.live.insert(name.clone(), ino);
+                d.durable.insert(name, ino);
+                ino
+            }
+        };
+        let i = st.inode(ino);
+        i.data = content.to_vec();
+        i.durable = content.to_vec();
+        i.pending.clear();
+    }
+
+    /// Removes a file durably (for damage tests).
+    pub fn remove_file(&self, path: &Path) {
+        let mut st = self.st();
+        let Ok((dir, name)) = split(path) else { return };
+        let Some(d) = st.dirs.get_mut(&dir) else { return };
+        let ino = d.live.remove(&name);
+        d.durable.remove(&name);
+        if let Some(ino) = ino {
+            let i = st.inode(ino);
+            i.links = i.links.saturating_sub(1);
+        }
+    }
+
+    /// Names in `dir` as a reader sees them, sorted.
+    pub fn names(&self, dir: &Path) -> Vec<String> {
+        self.st()
+            .dirs
+            .get(dir)
+            .map(|d| d.live.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+struct LockGuard {
+    shared: Arc<Shared>,
+    dir: PathBuf,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.shared.lock().locks.remove(&self.dir);
+    }
+}
+
+impl Fs for SimFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.st();
+        st.op(|| format!("create_dir_all {}", dir.display()))?;
+        for a in dir.ancestors() {
+            if !a.as_os_str().is_empty() {
+                st.dirs.entry(a.to_path_buf()).or_default();
+            }
+        }
+        Ok(())
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let st = self.st();
+        st.read_ok()?;
+        let d = st.dirs.get(dir).ok_or_else(|| err(libc::ENOENT))?;
+        Ok(d.live.keys().cloned().collect())
+    }
+
+    fn open(&self, path: &Path, write: bool) -> io::Result<Arc<dyn FsFile>> {
+        let mut st = self.st();
+        st.read_ok()?;
+        let ino = st.lookup(path)?;
+        st.inode(ino).handles += 1;
+        Ok(Arc::new(SimFile {
+            shared: self.shared.clone(),
+            ino,
+            write,
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
+        let mut st = self.st();
+        st.op(|| format!("create {}", path.display()))?;
+        let (dir, name) = split(path)?;
+        let ino = st.next_ino;
+        let d = st.dirs.get_mut(&dir).ok_or_else(|| err(libc::ENOENT))?;
+        if d.live.contains_key(&name) {
+            return Err(err(libc::EEXIST));
+        }
+        d.live.insert(name.clone(), ino);
+        d.pending.push(DirOp::Link(name.clone(), ino));
+        st.next_ino += 1;
+        let i = st.inode(ino);
+        i.links = 1;
+        i.handles = 1;
+        Ok(Arc::new(SimFile {
+            shared: self.shared.clone(),
+            ino,
+            write: true,
+            name,
+        }))
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.st();
+        st.op(|| format!("remove {}", path.display()))?;
+        let (dir, name) = split(path)?;
+        let d = st.dirs.get_mut(&dir).ok_or_else(|| err(libc::ENOENT))?;
+        let ino = d.live.remove(&name).ok_or_else(|| err(libc::ENOENT))?;
+        d.pending.push(DirOp::Unlink(name));
+        let i = st.inode(ino);
+        i.links = i.links.saturating_sub(1);
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.st();
+        st.op(|| format!("sync_dir {}", dir.display()))?;
+        if let Some(errno) = st.fail_next_sync_dir.take() {
+            return Err(err(errno));
+        }
+        let d = st.dirs.get_mut(dir).ok_or_else(|| err(libc::ENOENT))?;
+        for op in std::mem::take(&mut d.pending) {
+            apply_dir(&mut d.durable, &op);
+        }
+        Ok(())
+    }
+
+    fn lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn Any + Send + Sync>>> {
+        let mut st = self.st();
+        st.read_ok()?;
+        if !st.locks.insert(dir.to_path_buf()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(LockGuard {
+            shared: self.shared.clone(),
+            dir: dir.to_path_buf(),
+        })))
+    }
+}
+
+struct SimFile {
+    shared: Arc<Shared>,
+    ino: Ino,
+    write: bool,
+    name: String,
+}
+
+impl Drop for SimFile {
+    fn drop(&mut self) {
+        self.shared.lock().release(self.ino);
+    }
+}
+
+impl SimFile {
+    fn writable(&self) -> io::Result<()> {
+        if self.write {
+            Ok(())
+        } else {
+            Err(err(libc::EBADF))
+        }
+    }
+}
+
+impl FsFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut st = self.shared.lock();
+        st.read_ok()?;
+        let data = &st.inode(self.ino).data;
+        let Ok(off) = usize::try_from(offset) else { return Ok(0) };
+        if off >= data.len() {
+            return Ok(0);
+        }
+        let n = buf.len().min(data.len() - off);
+        buf[..n].copy_from_slice(&data[off..off + n]);
+        Ok(n)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut st = self.shared.lock();
+        st.op(|| format!("write {} @{offset} +{}", self.name, buf.len()))?;
+        self.writable()?;
+        let room = st.room();
+        let i = st.inode(self.ino);
+        let end = offset.saturating_add(buf.len() as u64);
+        let limit = i.footprint().saturating_add(room);
+        let (n, full) = if end <= limit {
+            (buf.len(), true)
+        } else {
+            (limit.saturating_sub(offset).min(buf.len() as u64) as usize, false)
+        };
+        if n > 0 {
+            let data = buf[..n].to_vec();
+            write_into(&mut i.data, offset, &data);
+            i.pending.push(FileOp::Write { off: offset, data });
+        }
+        if full {
+            Ok(())
+        } else {
+            Err(err(libc::ENOSPC))
+        }
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut st = self.shared.lock();
+        st.op(|| format!("sync_data {}", self.name))?;
+        let fail = st.fail_next_sync.take();
+        let i = st.inode(self.ino);
+        let pending = std::mem::take(&mut i.pending);
+        if let Some(errno) = fail {
+            // The failed writeback's pages are dropped: they never reach the disk.
+            return Err(err(errno));
+        }
+        for op in &pending {
+            apply(&mut i.durable, op);
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        let mut st = self.shared.lock();
+        st.read_ok()?;
+        Ok(st.inode(self.ino).data.len() as u64)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut st = self.shared.lock();
+        st.op(|| format!("set_len {} {len}", self.name))?;
+        self.writable()?;
+        let room = st.room();
+        let i = st.inode(self.ino);
+        if len > i.footprint() && len - i.footprint() > room {
+            return Err(err(libc::ENOSPC));
+        }
+        i.data.resize(len as usize, 0);
+        i.alloc = i.alloc.min(len);
+        i.pending.push(FileOp::SetLen(len));
+        Ok(())
+    }
+
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        let mut st = self.shared.lock();
+        st.op(|| format!("preallocate {} {len}", self.name))?;
+        self.writable()?;
+        let room = st.room();
+        let i = st.inode(self.ino);
+        if len > i.footprint() && len - i.footprint() > room {
+            return Err(err(libc::ENOSPC));
+        }
+        i.alloc = i.alloc.max(len);
+        Ok(())
+    }
+}
