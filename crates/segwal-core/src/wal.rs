@@ -21,8 +21,6 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 /// Writer threads; a partition is handled by one at a time, so different partitions
 /// fsync in parallel while each one's appends share its fsync.
 const WORKERS: usize = 4;
-/// With deferred wake-ups, staged bytes that wake a writer without waiting for `kick`.
-const KICK_BYTES: usize = 256 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
@@ -117,9 +115,6 @@ pub(crate) struct Inner {
     pub counters: Counters,
     sched: Mutex<Sched>,
     sched_cv: Condvar,
-    /// See `Wal::set_deferred_wake`.
-    defer_wake: AtomicBool,
-    wake_owed: AtomicBool,
     /// Wakes the interval syncer at close (kept apart from `sched_cv`, whose
     /// `notify_one` must always reach a writer).
     stop_cv: Condvar,
@@ -223,8 +218,6 @@ impl Wal {
                 stop: false,
             }),
             sched_cv: Condvar::new(),
-            defer_wake: AtomicBool::new(false),
-            wake_owed: AtomicBool::new(false),
             stop_cv: Condvar::new(),
             acks_dirty: Mutex::new(Vec::new()),
             ack_signalled: AtomicBool::new(false),
@@ -261,21 +254,6 @@ impl Wal {
         *self.inner.notifier.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
     }
 
-    /// With `on`, appends do not wake a writer themselves: the caller calls `kick` once
-    /// it has made the appends of one burst (the binding does at the end of each JS
-    /// task), so that group commit sees them all. Controls always wake at once.
-    pub fn set_deferred_wake(&self, on: bool) {
-        self.inner.defer_wake.store(on, Ordering::SeqCst);
-        if !on {
-            self.inner.kick();
-        }
-    }
-
-    /// Wakes the writers for appends staged since the last kick.
-    pub fn kick(&self) {
-        self.inner.kick();
-    }
-
     pub fn recovery(&self) -> Vec<Truncation> {
         self.inner.recovery.clone()
     }
@@ -301,7 +279,7 @@ impl Wal {
             batch_left: 0,
             single: true,
         });
-        self.inner.schedule_append(&p, st);
+        self.inner.schedule(&p, st);
         self.inner.counters.appends.fetch_add(1, Ordering::Relaxed);
         Ok(lsn)
     }
@@ -332,7 +310,7 @@ impl Wal {
                 single: false,
             });
         }
-        self.inner.schedule_append(&p, st);
+        self.inner.schedule(&p, st);
         self.inner.counters.appends.fetch_add(n, Ordering::Relaxed);
         self.inner.counters.batches.fetch_add(1, Ordering::Relaxed);
         Ok((first, first + n - 1))
@@ -614,51 +592,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Puts the partition on the writers' queue unless it is there already, and wakes a
-    /// writer now.
-    pub fn schedule(&self, p: &Arc<Partition>, st: std::sync::MutexGuard<'_, PState>) {
-        if self.enqueue(p, st) {
-            self.sched_cv.notify_one();
-        }
-        self.kick();
-    }
-
-    /// Like `schedule`, but with deferred wake-ups on, the writer is only woken by
-    /// `kick` (or once enough bytes are staged): appends made in one burst then go
-    /// to disk in one round instead of the first one alone.
-    fn schedule_append(&self, p: &Arc<Partition>, st: std::sync::MutexGuard<'_, PState>) {
-        let big = matches!(st.queue.back(), Some(Item::Frames(f)) if f.buf.len() >= KICK_BYTES);
-        if !self.defer_wake.load(Ordering::Relaxed) {
-            return self.schedule(p, st);
-        }
-        if self.enqueue(p, st) {
-            self.wake_owed.store(true, Ordering::SeqCst);
-        }
-        if big {
-            self.kick();
-        }
-    }
-
-    /// Returns whether the partition was newly queued.
-    fn enqueue(&self, p: &Arc<Partition>, mut st: std::sync::MutexGuard<'_, PState>) -> bool {
+    /// Puts the partition on the writers' queue unless it is there already.
+    pub fn schedule(&self, p: &Arc<Partition>, mut st: std::sync::MutexGuard<'_, PState>) {
         if st.scheduled {
-            return false;
+            return;
         }
         st.scheduled = true;
         drop(st);
         let mut s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
         s.ready.push_back(p.clone());
-        true
-    }
-
-    /// Wakes writers for partitions queued by deferred appends.
-    pub fn kick(&self) {
-        if self.wake_owed.swap(false, Ordering::SeqCst) {
-            let n = self.sched.lock().unwrap_or_else(|p| p.into_inner()).ready.len();
-            for _ in 0..n.min(WORKERS) {
-                self.sched_cv.notify_one();
-            }
-        }
+        drop(s);
+        self.sched_cv.notify_one();
     }
 
     fn enqueue_everywhere(&self, item: impl Fn(Arc<Done<()>>) -> Item) -> Vec<Arc<Done<()>>> {

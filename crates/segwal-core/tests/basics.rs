@@ -211,27 +211,3 @@ fn a_reader_finishes_a_segment_purged_under_it() {
     }
     assert_eq!(lsns, (1..=100).collect::<Vec<_>>());
 }
-
-#[test]
-fn deferred_wake_groups_a_burst_into_one_round() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = TestWal::open(dir.path(), opts(1 << 20)).unwrap();
-    w.wal.set_deferred_wake(true);
-    let syncs = w.wal.stats().unwrap().syncs;
-    let mut last = 0;
-    for i in 0..64u64 {
-        last = w.wal.append(5, &payload(5, i + 1, 128)).unwrap();
-    }
-    w.wal.kick();
-    w.wait_acked(5, last).unwrap();
-    // The partition's first segment is created in the same round: one fdatasync in all.
-    assert_eq!(w.wal.stats().unwrap().syncs - syncs, 1);
-    // Enough staged bytes wake a writer without a kick.
-    let big = vec![7u8; 300 << 10];
-    let lsn = w.wal.append(5, &big).unwrap();
-    w.wait_acked(5, lsn).unwrap();
-    // Controls never wait for a kick.
-    w.wal.append(5, b"x").unwrap();
-    w.wal.sync().wait().unwrap();
-    assert_eq!(w.wal.last_lsn(5).unwrap(), lsn + 1);
-}
