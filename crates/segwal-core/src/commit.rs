@@ -114,22 +114,22 @@ impl Inner {
     }
 
     /// Rejects everything staged and unacknowledged; LSNs restart after the last acked one.
+    /// The event goes out even when `next_lsn` is not above `acked_lsn + 1`: appends made
+    /// after a `truncate_after` that has not run yet hold LSNs at or below the acked one.
     pub(crate) fn fail_all(&self, p: &Partition, e: &Error) {
         let mut st = p.lock();
         for item in std::mem::take(&mut st.queue) {
             fail_item(item, e);
         }
-        if st.next_lsn > st.acked_lsn + 1 {
-            let first_lsn = st.acked_lsn + 1;
-            st.next_lsn = first_lsn;
-            st.failure_unreported = true;
-            st.events.push(AckEvent::Failed {
-                first_lsn,
-                error: e.clone(),
-            });
-            drop(st);
-            self.publish(p.id);
-        }
+        let first_lsn = st.acked_lsn + 1;
+        st.next_lsn = first_lsn;
+        st.failure_unreported = true;
+        st.events.push(AckEvent::Failed {
+            first_lsn,
+            error: e.clone(),
+        });
+        drop(st);
+        self.publish(p.id);
     }
 }
 
