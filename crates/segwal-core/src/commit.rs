@@ -392,7 +392,7 @@ impl Writer<'_> {
                 done.set(Err(f.error.clone()));
                 Err(f)
             }
-            // A failed purge or truncate fails that call only; appends go on.
+            // A failed purge fails that call only; appends go on.
             Err(f) => {
                 done.set(Err(f.error));
                 Ok(())
@@ -435,10 +435,14 @@ impl Writer<'_> {
         Ok(res)
     }
 
+    /// A failed truncate is fatal: it may have removed later segments, cut the kept one
+    /// or left a redo file that the next open replays (cutting anything appended since),
+    /// and the appends queued behind it hold LSNs that assume it happened. Reopening
+    /// finishes or undoes it consistently; going on from here cannot.
     fn truncate(&mut self, lsn: u64) -> std::result::Result<(), Failed> {
-        self.drop_spare().map_err(|error| Failed { error, fatal: false })?;
+        self.drop_spare().map_err(|error| Failed { error, fatal: true })?;
         truncate::truncate_after(self.inner, self.p, &mut self.active, &mut self.next_index, lsn)
-            .map_err(|error| Failed { error, fatal: false })
+            .map_err(|error| Failed { error, fatal: true })
     }
 
     /// Puts the disk back to the last published state after a failed round.
