@@ -106,7 +106,13 @@ impl Inner {
                     if fatal {
                         self.poison(&e);
                     }
-                    p.lock().active = w.active.take();
+                    let mut st = p.lock();
+                    st.active = w.active.take();
+                    // Still the file after the active segment (a rotation that used it was
+                    // undone, removing it); forgotten, it would stay on disk and make every
+                    // later rotation fail to create it (EEXIST).
+                    st.spare = w.spare.take();
+                    drop(st);
                     self.fail_all(p, &e);
                 }
             }
