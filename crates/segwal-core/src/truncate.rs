@@ -143,6 +143,8 @@ pub(crate) fn truncate_after(
         st.cut_lsn = st.cut_lsn.min(keep.last_lsn + 1);
     }
     let (file, cut) = cut_segment(inner, pid, &keep, active.take(), lsn)?;
+    // Below `keep.first_lsn` only for `truncate_after(p, 0)` after a purge (see cut_segment).
+    let first_lsn = keep.first_lsn.min(lsn + 1);
     if inner.opts.preallocate {
         let _ = segment::preallocate_file(file.as_ref(), inner.opts.segment_size.max(cut));
     }
@@ -150,7 +152,7 @@ pub(crate) fn truncate_after(
         file,
         index: keep.index,
         salt: keep.salt,
-        first_lsn: keep.first_lsn,
+        first_lsn,
         offset: cut,
         dirty: false,
         last_mark: None,
@@ -159,11 +161,13 @@ pub(crate) fn truncate_after(
     let mut st = p.lock();
     st.next_index = *next_index;
     if let Some(s) = st.segs.last_mut() {
+        s.first_lsn = first_lsn;
         s.last_lsn = lsn.max(s.first_lsn - 1);
         s.bytes = cut;
         s.marks.retain(|&(m, _)| m <= lsn);
     }
     st.acked_lsn = lsn;
+    st.log_start = st.log_start.min(first_lsn);
     st.epoch += 1;
     st.cut_lsn = st.cut_lsn.min(lsn + 1);
     Ok(())
@@ -191,6 +195,21 @@ fn cut_segment(
     if lsn < seg.first_lsn {
         let cut = SEGMENT_HEADER_LEN as u64;
         file.set_len(cut).and_then(|_| file.sync_data()).map_err(io)?;
+        if lsn + 1 != seg.first_lsn {
+            // `truncate_after(p, 0)` after a purge: the log starts again at LSN 1, and the
+            // header must say so, since open takes the next LSN from it. The records are
+            // gone (synced above) before the header changes, so no crash shows the new
+            // header with old records; a torn header makes the file an invalid header-only
+            // newest segment, which open removes: an empty partition, as asked.
+            let mut hb = [0u8; SEGMENT_HEADER_LEN];
+            let got = file.read_full_at(&mut hb, 0).map_err(io)?;
+            let mut header =
+                format::SegmentHeader::decode(&hb[..got]).map_err(|why| Error::corruption(name.clone(), 0, why))?;
+            header.first_lsn = lsn + 1;
+            file.write_all_at(&header.encode(), 0)
+                .and_then(|_| file.sync_data())
+                .map_err(io)?;
+        }
         return Ok((file, cut));
     }
     let (from_lsn, from) = seg
