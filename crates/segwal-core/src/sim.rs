@@ -21,13 +21,16 @@
 //!   (a write that crosses the limit writes what fits first, like `write(2)`).
 //!   A file occupies max(size, preallocated); space comes back when a file is removed
 //!   and no handle is open on it, or when `set_len` cuts it (which, like ftruncate on
-//!   ext4 and XFS, also drops the preallocation past the new end).
+//!   ext4 and XFS, also drops the preallocation past the new end);
+//! - `set_latency(d)`: every mutating call takes `d` (work queues up behind it).
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::fs::{Fs, FsFile};
 
@@ -102,11 +105,22 @@ struct State {
 
 struct Shared {
     st: Mutex<State>,
+    /// Microseconds every mutating call sleeps first (a slow disk), outside the lock.
+    latency_us: AtomicU64,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Locks for a mutating call, after the simulated latency.
+    fn lock_slow(&self) -> MutexGuard<'_, State> {
+        let us = self.latency_us.load(Ordering::Relaxed);
+        if us > 0 {
+            std::thread::sleep(Duration::from_micros(us));
+        }
+        self.lock()
     }
 }
 
@@ -241,7 +255,10 @@ impl SimFs {
 
     fn from_state(st: State) -> SimFs {
         SimFs {
-            shared: Arc::new(Shared { st: Mutex::new(st) }),
+            shared: Arc::new(Shared {
+                st: Mutex::new(st),
+                latency_us: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -286,6 +303,12 @@ impl SimFs {
     /// The next `sync_dir` fails with `errno` (nothing becomes durable by it).
     pub fn fail_next_sync_dir(&self, errno: i32) {
         self.st().fail_next_sync_dir = Some(errno);
+    }
+
+    /// Makes every mutating call take this long (a slow disk: lets a test queue work
+    /// behind a call in progress).
+    pub fn set_latency(&self, d: Duration) {
+        self.shared.latency_us.store(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Limits the bytes all files may occupy; `None` lifts the limit.
@@ -445,7 +468,7 @@ impl Drop for LockGuard {
 
 impl Fs for SimFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        let mut st = self.st();
+        let mut st = self.shared.lock_slow();
         st.op(|| format!("create_dir_all {}", dir.display()))?;
         for a in dir.ancestors() {
             if !a.as_os_str().is_empty() {
@@ -479,7 +502,7 @@ impl Fs for SimFs {
     }
 
     fn create(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
-        let mut st = self.st();
+        let mut st = self.shared.lock_slow();
         st.op(|| format!("create {}", path.display()))?;
         let (dir, name) = split(path)?;
         let ino = st.next_ino;
@@ -502,7 +525,7 @@ impl Fs for SimFs {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        let mut st = self.st();
+        let mut st = self.shared.lock_slow();
         st.op(|| format!("remove {}", path.display()))?;
         let (dir, name) = split(path)?;
         let d = st.dirs.get_mut(&dir).ok_or_else(|| err(libc::ENOENT))?;
@@ -514,7 +537,7 @@ impl Fs for SimFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut st = self.st();
+        let mut st = self.shared.lock_slow();
         st.op(|| format!("sync_dir {}", dir.display()))?;
         if let Some(errno) = st.fail_next_sync_dir.take() {
             return Err(err(errno));
@@ -577,7 +600,7 @@ impl FsFile for SimFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let mut st = self.shared.lock();
+        let mut st = self.shared.lock_slow();
         st.op(|| format!("write {} @{offset} +{}", self.name, buf.len()))?;
         self.writable()?;
         let room = st.room();
@@ -602,7 +625,7 @@ impl FsFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let mut st = self.shared.lock();
+        let mut st = self.shared.lock_slow();
         st.op(|| format!("sync_data {}", self.name))?;
         let fail = st.fail_next_sync.take();
         let i = st.inode(self.ino);
@@ -624,7 +647,7 @@ impl FsFile for SimFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut st = self.shared.lock();
+        let mut st = self.shared.lock_slow();
         st.op(|| format!("set_len {} {len}", self.name))?;
         self.writable()?;
         let room = st.room();
@@ -639,7 +662,7 @@ impl FsFile for SimFile {
     }
 
     fn preallocate(&self, len: u64) -> io::Result<()> {
-        let mut st = self.shared.lock();
+        let mut st = self.shared.lock_slow();
         st.op(|| format!("preallocate {} {len}", self.name))?;
         self.writable()?;
         let room = st.room();

@@ -1,0 +1,147 @@
+//! One deterministic test per engine bug the sweeps found (see the commit that fixed
+//! each); a slow simulated disk queues work behind a call in progress.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+use segwal_core::sim::SimFs;
+use segwal_core::ErrorCode;
+
+fn settle() {
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+/// A round failed (a write error, not fatal) while a truncate and an append made after it
+/// were queued: the append's LSN was below `acked_lsn + 1`, so no `Failed` event went out
+/// and both appends waited for an acknowledgement forever.
+#[test]
+fn a_failed_round_reports_appends_queued_behind_a_truncate() {
+    let _wd = Watchdog::new(60, "a_failed_round_reports_appends_queued_behind_a_truncate");
+    let fs = SimFs::new();
+    let o = sim_opts(64 << 10, false);
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    for _ in 0..20 {
+        d.append(0, 30);
+    }
+    d.wait();
+    fs.set_latency(Duration::from_millis(40));
+    fs.fail_op(fs.ops(), libc::EIO); // the write of the next round
+    assert_eq!(d.append(0, 30), Some(21));
+    settle();
+    let t = d.truncate_start(0, 10).unwrap();
+    assert_eq!(d.append(0, 30), Some(11));
+    d.wait(); // hung here
+    assert_eq!(d.status(0, 21), Some(St::Failed));
+    assert_eq!(d.status(0, 11), Some(St::Failed));
+    assert!(d.truncate_finish(t).is_err());
+    fs.set_latency(Duration::ZERO);
+    // Not fatal: the log is as before and appends go on.
+    assert_eq!(d.append(0, 30), Some(21));
+    d.wait();
+    d.check_live("after the failed round");
+    let Driver { m, wal, .. } = d;
+    drop(wal);
+    check_recovered(&fs.power_loss(), &o, &m, &|| "after the failed round".into());
+}
+
+/// A failed truncate_after was not fatal: appends queued behind it got LSNs right after
+/// the truncate point, were written after the records it failed to remove, and were
+/// acknowledged: duplicate LSNs in the segment, and a WAL that could not reopen.
+#[test]
+fn a_failed_truncate_poisons_the_wal() {
+    let _wd = Watchdog::new(60, "a_failed_truncate_poisons_the_wal");
+    let fs = SimFs::new();
+    let o = sim_opts(64 << 10, false);
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    for _ in 0..20 {
+        d.append(0, 30);
+    }
+    d.wait();
+    fs.set_latency(Duration::from_millis(40));
+    fs.fail_op(fs.ops(), libc::EIO); // the truncate's cut
+    let t = d.truncate_start(0, 10).unwrap();
+    settle();
+    assert_eq!(d.append(0, 30), Some(11));
+    let e = d.truncate_finish(t).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Io);
+    d.wait();
+    assert_eq!(d.status(0, 11), Some(St::Failed), "{:?}", d.m.errors);
+    fs.set_latency(Duration::ZERO);
+    // Poisoned until reopened.
+    let e = d.wal.append(0, b"x").unwrap_err();
+    assert_eq!(e.code, ErrorCode::Io);
+    d.take();
+    assert_eq!(d.wal.append(0, b"x").unwrap_err().code, ErrorCode::Io);
+    assert_eq!(d.wal.sync().wait().unwrap_err().code, ErrorCode::Io);
+    let Driver { m, wal, .. } = d;
+    drop(wal);
+    check_recovered(&fs.power_loss(), &o, &m, &|| "after the failed truncate".into());
+}
+
+/// truncate_after(p, 0) after a purge cut the first retained segment to its header but
+/// left the header's first LSN (the purge point); appends restarted at LSN 1 and were
+/// acknowledged, and the next open took them for a torn tail and cut them.
+#[test]
+fn truncate_to_zero_after_a_purge_restarts_at_one_durably() {
+    let fs = SimFs::new();
+    let o = sim_opts(1024, true);
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    for _ in 0..12 {
+        d.append(3, 200);
+        d.wait();
+    }
+    let segs = d.wal.segments(3).unwrap();
+    assert!(segs.len() >= 3);
+    assert!(d.purge(3, segs[segs.len() - 1].first_lsn));
+    assert!(d.wal.first_lsn(3).unwrap() > 1);
+    assert!(d.truncate(3, 0));
+    assert_eq!(d.wal.last_lsn(3).unwrap(), 0);
+    assert_eq!(d.wal.first_lsn(3).unwrap(), 0);
+    assert_eq!(d.append(3, 50), Some(1));
+    assert_eq!(d.append(3, 50), Some(2));
+    d.wait();
+    assert_eq!(d.wal.first_lsn(3).unwrap(), 1);
+    d.check_live("after truncate to 0");
+    let Driver { m, wal, .. } = d;
+    drop(wal);
+    let ctx = || "truncate to 0 after purge".to_string();
+    check_recovered(&fs.power_loss(), &o, &m, &ctx);
+}
+
+/// A failed round dropped the segment file created ahead (the spare) from memory but
+/// left it on disk, so every later rotation tried to create it again and failed (EEXIST)
+/// until the WAL was reopened.
+#[test]
+fn rotation_works_after_a_failed_round() {
+    let _wd = Watchdog::new(60, "rotation_works_after_a_failed_round");
+    let fs = SimFs::new();
+    let o = sim_opts(1024, true);
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    // Fill the first segment past half, so the next one is created ahead.
+    for _ in 0..3 {
+        d.append(0, 150);
+        d.wait();
+    }
+    assert!(fs.names(dir()).contains(&"part_0_0000000002.wal".to_string()));
+    fs.fail_op(fs.ops(), libc::EIO);
+    assert!(d.append(0, 100).is_some());
+    d.wait();
+    assert!(d.m.writes.iter().any(|w| w.st == St::Failed));
+    // Not fatal: appends go on, across several rotations.
+    for _ in 0..12 {
+        d.append(0, 150);
+        d.wait();
+    }
+    assert!(
+        d.m.writes.iter().rev().take(12).all(|w| w.st == St::Acked),
+        "{:?}",
+        d.m.errors
+    );
+    assert!(d.wal.segments(0).unwrap().len() >= 3);
+    d.check_live("after the failed round");
+    let Driver { m, wal, .. } = d;
+    drop(wal);
+    check_recovered(&fs.power_loss(), &o, &m, &|| "rotation after a failed round".into());
+}
