@@ -32,6 +32,8 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use segwal_core as core;
 
+pub mod inspect;
+
 /// Prefix of the message of every error this binding raises.
 const ERROR_PREFIX: &str = "segwal:";
 

@@ -94,6 +94,9 @@ pub struct SegmentReport {
     pub created_ms: Option<u64>,
     /// The partition's newest segment (the one a writer appends to).
     pub newest: bool,
+    /// A file a writer created ahead for its next segment and has not started (no header
+    /// yet): not part of the log, and removed by the next open. Listed after the newest.
+    pub spare: bool,
     /// What is wrong with this segment, if anything.
     pub problem: Option<Problem>,
     /// Whether every frame was read and checked (`verify`), not just the header and the
@@ -183,7 +186,7 @@ pub fn inspect_with(fs: &dyn Fs, dir: &Path) -> Result<Vec<PartitionReport>> {
     let layout = Layout::read(fs, dir)?;
     let mut done = 0;
     let mut out = Vec::with_capacity(layout.partitions.len());
-    for (&p, indices) in &layout.partitions {
+    for (&p, files) in &layout.partitions {
         let mut walk = Walk {
             fs,
             dir,
@@ -192,7 +195,7 @@ pub fn inspect_with(fs: &dyn Fs, dir: &Path) -> Result<Vec<PartitionReport>> {
             progress: &mut |_| {},
             done: &mut done,
         };
-        out.push(walk.partition(indices, layout.intents.contains(&p))?);
+        out.push(walk.partition(files, layout.intents.contains(&p))?);
     }
     Ok(out)
 }
@@ -217,7 +220,7 @@ pub fn verify_with(fs: &dyn Fs, dir: &Path, progress: &mut dyn FnMut(u64, u64)) 
         records: 0,
         bytes: 0,
     };
-    for (&p, indices) in &layout.partitions {
+    for (&p, files) in &layout.partitions {
         let mut tick = |d: u64| progress(d, total.max(d));
         let mut walk = Walk {
             fs,
@@ -227,7 +230,7 @@ pub fn verify_with(fs: &dyn Fs, dir: &Path, progress: &mut dyn FnMut(u64, u64)) 
             progress: &mut tick,
             done: &mut done,
         };
-        let pr = walk.partition(indices, layout.intents.contains(&p))?;
+        let pr = walk.partition(files, layout.intents.contains(&p))?;
         for s in pr.segments.iter().filter(|s| s.checked) {
             report.segments += 1;
             report.records += s.records();
@@ -242,8 +245,17 @@ pub fn verify_with(fs: &dyn Fs, dir: &Path, progress: &mut dyn FnMut(u64, u64)) 
 /// The segment files of a directory, by partition, and the partitions with a pending
 /// truncate redo file.
 struct Layout {
-    partitions: BTreeMap<u16, Vec<u64>>,
+    partitions: BTreeMap<u16, PartFiles>,
     intents: BTreeSet<u16>,
+}
+
+#[derive(Default, Clone)]
+struct PartFiles {
+    /// Segment indexes holding the log, ascending.
+    indices: Vec<u64>,
+    /// A last file without a valid header that open would remove (a spare created ahead,
+    /// or a segment whose header never became durable): index, size, header all zero.
+    unstarted: Option<(u64, u64, bool)>,
 }
 
 impl Layout {
@@ -257,7 +269,7 @@ impl Layout {
         };
         for name in names {
             if let Some((p, index)) = format::parse_segment_file_name(&name) {
-                layout.partitions.entry(p).or_default().push(index);
+                layout.partitions.entry(p).or_default().indices.push(index);
             } else if truncate::is_intent_file(&name) {
                 let p = name
                     .strip_prefix("part_")
@@ -266,8 +278,29 @@ impl Layout {
                 layout.intents.extend(p);
             }
         }
-        for indices in layout.partitions.values_mut() {
-            indices.sort_unstable();
+        for (&p, files) in layout.partitions.iter_mut() {
+            files.indices.sort_unstable();
+            let Some(&last) = files.indices.last() else { continue };
+            let name = format::segment_file_name(p, last);
+            let file = match fs.open(&dir.join(&name), false) {
+                Ok(f) => f,
+                // Removed since the listing (a writer dropping its spare at close).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    files.indices.pop();
+                    continue;
+                }
+                Err(e) => return Err(Error::io(&e, format!("opening {name}"))),
+            };
+            let io = |e: std::io::Error| Error::io(&e, format!("reading {name}"));
+            let len = file.len().map_err(io)?;
+            let mut hb = [0u8; SEGMENT_HEADER_LEN];
+            let got = file.read_full_at(&mut hb, 0).map_err(io)?;
+            let zero = hb[..got].iter().all(|&b| b == 0);
+            // The rule recovery removes such a file by.
+            if SegmentHeader::decode(&hb[..got]).is_err() && (len <= HEADER || zero) {
+                files.indices.pop();
+                files.unstarted = Some((last, len, zero));
+            }
         }
         Ok(layout)
     }
@@ -275,8 +308,8 @@ impl Layout {
     /// Sum of the segment sizes (a file that vanished meanwhile counts 0).
     fn total_bytes(&self, fs: &dyn Fs, dir: &Path) -> u64 {
         let mut total = 0;
-        for (&p, indices) in &self.partitions {
-            for &i in indices {
+        for (&p, files) in &self.partitions {
+            for &i in files.indices.iter().chain(files.unstarted.as_ref().map(|u| &u.0)) {
                 let path = dir.join(format::segment_file_name(p, i));
                 total += fs.open(&path, false).and_then(|f| f.len()).unwrap_or(0);
             }
@@ -316,7 +349,8 @@ impl Walk<'_> {
         (self.progress)(*self.done);
     }
 
-    fn partition(&mut self, indices: &[u64], pending_truncation: bool) -> Result<PartitionReport> {
+    fn partition(&mut self, files: &PartFiles, pending_truncation: bool) -> Result<PartitionReport> {
+        let indices = &files.indices;
         let mut report = PartitionReport {
             partition: self.partition,
             first_lsn: 0,
@@ -338,7 +372,12 @@ impl Walk<'_> {
                     .push(Problem::corruption(missing, 0, "segment file missing"));
                 damaged = true;
             }
-            let (seg, problem) = self.segment(index, newest, expect, damaged)?;
+            let (seg, problem) = match self.segment(index, newest, expect, damaged) {
+                Ok(x) => x,
+                // Purged by a live writer since the listing: the log starts later.
+                Err(e) if report.segments.is_empty() && e.errno.as_deref() == Some("ENOENT") => continue,
+                Err(e) => return Err(e),
+            };
             report.bytes += seg.bytes;
             if report.segments.is_empty() {
                 report.first_lsn = seg.first_lsn.unwrap_or(0);
@@ -355,6 +394,34 @@ impl Walk<'_> {
                 report.problems.push(problem);
             }
             report.segments.push(seg);
+        }
+        if let Some((index, len, zero)) = files.unstarted {
+            let name = self.name(index);
+            // A spare is empty (preallocated with the size kept) or all zeros; anything
+            // else there was written by a writer that crashed before its header was.
+            let problem = (!(zero && len <= HEADER)).then(|| {
+                Problem::torn(
+                    name.clone(),
+                    0,
+                    "new segment whose header was never written (open removes it)",
+                    len,
+                )
+            });
+            self.advance(len);
+            report.bytes += len;
+            report.problems.extend(problem.clone());
+            report.segments.push(SegmentReport {
+                index,
+                file: name,
+                bytes: len,
+                first_lsn: None,
+                last_lsn: None,
+                created_ms: None,
+                newest: false,
+                spare: problem.is_none(),
+                problem,
+                checked: self.full,
+            });
         }
         Ok(report)
     }
@@ -373,10 +440,7 @@ impl Walk<'_> {
             let name = name.clone();
             move |e: std::io::Error| Error::io(&e, format!("{doing} {name}"))
         };
-        let file = self
-            .fs
-            .open(&self.dir.join(&name), false)
-            .map_err(io("opening"))?;
+        let file = self.fs.open(&self.dir.join(&name), false).map_err(io("opening"))?;
         let len = file.len().map_err(io("reading the size of"))?;
         let mut seg = SegmentReport {
             index,
@@ -386,6 +450,7 @@ impl Walk<'_> {
             last_lsn: None,
             created_ms: None,
             newest,
+            spare: false,
             problem: None,
             checked: false,
         };
@@ -407,12 +472,7 @@ impl Walk<'_> {
                     self.advance(len);
                     return Ok((seg, None));
                 }
-                let problem = if newest && len <= HEADER {
-                    // A crash while the segment was being created; open removes it.
-                    Problem::torn(name, 0, format!("incomplete new segment ({why})"), len)
-                } else {
-                    Problem::corruption(name, 0, why)
-                };
+                let problem = Problem::corruption(name, 0, why);
                 seg.checked = self.full;
                 seg.problem = Some(problem.clone());
                 self.advance(len);
@@ -592,7 +652,11 @@ pub fn records(dir: impl AsRef<Path>, partition: u16, from_lsn: u64) -> Result<R
 
 pub fn records_with(fs: Arc<dyn Fs>, dir: &Path, partition: u16, from_lsn: u64) -> Result<Records> {
     let layout = Layout::read(fs.as_ref(), dir)?;
-    let indices = layout.partitions.get(&partition).cloned().unwrap_or_default();
+    let indices = layout
+        .partitions
+        .get(&partition)
+        .map(|f| f.indices.clone())
+        .unwrap_or_default();
     let mut it = Records {
         fs,
         dir: dir.to_path_buf(),
@@ -629,7 +693,12 @@ pub fn records_with(fs: Arc<dyn Fs>, dir: &Path, partition: u16, from_lsn: u64) 
                 it.indices.drain(..i);
             }
             None => {
-                if let Some(first) = oldest_first.filter(|_| it.header(it.indices[0]).is_ok()) {
+                // (Unless the oldest header is damaged: then reading meets the damage.)
+                let oldest_ok_or_gone = match it.header(it.indices[0]) {
+                    Ok(_) => true,
+                    Err(e) => e.errno.as_deref() == Some("ENOENT"),
+                };
+                if let Some(first) = oldest_first.filter(|_| oldest_ok_or_gone) {
                     return Err(Error::new(
                         ErrorCode::LsnPurged,
                         format!("LSN {from_lsn} of partition {partition} has been purged (first retained LSN {first})"),
@@ -659,7 +728,11 @@ impl Records {
             .map_err(|e| Error::io(&e, format!("reading {name}")))?;
         match SegmentHeader::decode(&hb[..got]) {
             Ok(h) if h.partition == self.partition && h.index == index && h.first_lsn > 0 => Ok(h),
-            Ok(_) => Err(Error::corruption(name, 0, "segment header names another partition or index")),
+            Ok(_) => Err(Error::corruption(
+                name,
+                0,
+                "segment header names another partition or index",
+            )),
             Err(why) => Err(Error::corruption(name, 0, why)),
         }
     }
@@ -680,17 +753,29 @@ impl Records {
                 ));
             }
         }
-        let file = self
-            .fs
-            .open(&self.dir.join(&name), false)
-            .map_err(|e| Error::io(&e, format!("opening {name}")))?;
-        let len = file.len().map_err(|e| Error::io(&e, format!("reading the size of {name}")))?;
-        let header = match self.header(index) {
-            Ok(h) => h,
-            // A crash while the newest segment was being created: the log ends before it.
-            Err(e) if newest && len <= HEADER && e.code == ErrorCode::Corruption => return Ok(false),
-            Err(e) => return Err(e),
+        let file = match self.fs.open(&self.dir.join(&name), false) {
+            Ok(f) => f,
+            // Purged by a live writer since the listing, before anything was read: from
+            // the start of the log, the log now starts later; from an LSN, it is gone.
+            Err(e) if self.cur.is_none() && !newest && e.kind() == std::io::ErrorKind::NotFound => {
+                if self.from_lsn > 0 {
+                    return Err(Error::new(
+                        ErrorCode::LsnPurged,
+                        format!(
+                            "LSN {} of partition {} has been purged (while being read)",
+                            self.from_lsn, self.partition
+                        ),
+                    ));
+                }
+                self.at += 1;
+                return self.open_next();
+            }
+            Err(e) => return Err(Error::io(&e, format!("opening {name}"))),
         };
+        let len = file
+            .len()
+            .map_err(|e| Error::io(&e, format!("reading the size of {name}")))?;
+        let header = self.header(index)?;
         if self.cur.is_some() && header.first_lsn != self.next_lsn {
             return Err(Error::corruption(
                 name,
@@ -722,12 +807,10 @@ impl Records {
         const CHUNK: usize = 1 << 20;
         loop {
             let Some(cur) = self.cur.as_mut().filter(|c| c.pos < c.len) else {
-                if let Some(cur) = &self.cur {
-                    if let Some(first) = self.batch.first() {
-                        // Every frame checks out, but the segment ends inside a batch.
-                        let at = first.offset;
-                        return self.stop(at, "incomplete batch", false);
-                    }
+                if let Some(first) = self.batch.first() {
+                    // Every frame checks out, but the segment ends inside a batch.
+                    let at = first.offset;
+                    return self.stop(at, "incomplete batch", false);
                 }
                 if self.open_next()? {
                     continue;
