@@ -143,9 +143,21 @@ function checkLsn(value: unknown, name: string): number {
   return value
 }
 
+/** True for a typed array whose buffer was transferred away (reads as empty). */
+function isDetached(bytes: Uint8Array): boolean {
+  if (bytes.byteLength !== 0) return false
+  try {
+    new Uint8Array(bytes.buffer, 0, 0)
+    return false
+  } catch {
+    return true
+  }
+}
+
 function checkPayload(payload: unknown, name: string): Uint8Array | string {
-  if (typeof payload === 'string' || payload instanceof Uint8Array) return payload
-  throw invalidArgument(name, 'a Buffer, Uint8Array or string', payload)
+  if (typeof payload === 'string') return payload
+  if (payload instanceof Uint8Array && !isDetached(payload)) return payload
+  throw invalidArgument(name, 'a Buffer, Uint8Array or string (not detached)', payload)
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -316,6 +328,7 @@ export class Wal implements AsyncDisposable {
         length = this.#stageData.write(payload, this.#stageBytes, 'utf8')
       } else if (payload instanceof Uint8Array) {
         length = payload.byteLength
+        if (length === 0 && isDetached(payload)) throw invalidArgument('payload', 'not detached', payload)
         if (length > STAGE_MAX_RECORD) return this.#appendDirect(partition, payload)
         if (this.#stageBytes + length > STAGE_BYTES || this.#stageCount === STAGE_RECORDS) this.#flush()
         this.#stageData.set(payload, this.#stageBytes)
