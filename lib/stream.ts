@@ -87,10 +87,12 @@ export class RecordStream implements WalStream {
     signal?.addEventListener('abort', this.onAbort, { once: true })
   }
 
+  /** The stream is its own async iterator. */
   [Symbol.asyncIterator](): this {
     return this
   }
 
+  /** The next record; `done` at the end of the log (without `follow`), on abort or close. */
   next(): Promise<IteratorResult<WalRecord, undefined>> {
     if (this.pull !== undefined) return this.pull.then(() => this.next())
     const meta = this.meta
@@ -104,16 +106,19 @@ export class RecordStream implements WalStream {
     return pull
   }
 
+  /** Ends the stream and releases its file handles (what `break` in `for await` calls). */
   return(): Promise<IteratorResult<WalRecord, undefined>> {
     this.finish()
     return Promise.resolve(DONE)
   }
 
+  /** Ends the stream, like `return()`, and rejects with `err`. */
   throw(err?: unknown): Promise<IteratorResult<WalRecord, undefined>> {
     this.finish()
     return Promise.reject(err)
   }
 
+  /** This stream as a Node object-mode `Readable`; destroying it releases the stream. */
   toReadable(): Readable {
     return Readable.from(this, { objectMode: true })
   }
