@@ -256,10 +256,13 @@ impl PartitionRecovery<'_> {
             return Ok((meta, true));
         }
         let (bad_at, why) = scan.stopped.unwrap_or((scan.good_end, "incomplete batch"));
+        // Frames all valid to the end but the last batch unfinished (a tear on a frame
+        // boundary) is a torn tail too; so is damage with nothing valid after it.
         let torn = next_first.is_none()
-            && segment::valid_frame_after(s.file.as_ref(), s.header.salt, bad_at, s.len, scan.good_last_lsn + 1)
-                .map_err(self.io(s.index, "reading"))?
-                .is_none();
+            && (scan.stopped.is_none()
+                || segment::valid_frame_after(s.file.as_ref(), s.header.salt, bad_at, s.len, scan.good_last_lsn + 1)
+                    .map_err(self.io(s.index, "reading"))?
+                    .is_none());
         if !torn && !self.opts.repair {
             let why = if scan.stopped.is_none() {
                 "sealed segment ends before the next segment's first LSN"

@@ -211,3 +211,32 @@ fn a_reader_finishes_a_segment_purged_under_it() {
     }
     assert_eq!(lsns, (1..=100).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_batch_torn_on_a_frame_boundary_is_a_torn_tail_for_open_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let file;
+    {
+        let w = TestWal::open(dir.path(), opts(1 << 20)).unwrap();
+        w.append(0, b"solo");
+        let (_, last) = w.wal.append_batch(0, &[&[1u8; 20][..]; 4]).unwrap();
+        w.wait_acked(0, last).unwrap();
+        file = dir.path().join(&w.wal.segments(0).unwrap()[0].file);
+    }
+    // Header, the single record (40 bytes), two whole frames of the batch (56 each).
+    let keep = 64 + 40 + 2 * 56;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(keep)
+        .unwrap();
+    let report = segwal_core::inspect::verify(dir.path(), &mut |_, _| {}).unwrap();
+    let w = TestWal::open(dir.path(), opts(1 << 20)).unwrap();
+    assert_eq!(w.wal.recovery()[0].truncated_bytes, 2 * 56);
+    assert_eq!(w.wal.last_lsn(0).unwrap(), 1);
+    assert!(
+        format!("{report:?}").contains("torn"),
+        "verify agrees it is a torn tail: {report:?}"
+    );
+}
