@@ -582,6 +582,7 @@ export class Wal implements AsyncDisposable {
     let failed = 0
     let queue: PendingQueue | undefined
     let queued = -1
+    let generation = 0
     for (let i = 0; i < n; i++) {
       const resolve = resolvers[i]!
       const reject = rejecters[i]!
@@ -598,8 +599,9 @@ export class Wal implements AsyncDisposable {
       if (partition !== queued) {
         queue = this.#queue(partition)
         queued = partition
+        generation = this.#generations.get(partition) ?? 0
       }
-      queue!.push(0, lsn, this.#generations.get(partition) ?? 0, resolve, reject)
+      queue!.push(0, lsn, generation, resolve, reject)
     }
     if (failed > 0) this.#settled(failed)
   }
