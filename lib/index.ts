@@ -313,8 +313,9 @@ export class Wal implements AsyncDisposable {
   }
 
   /**
-   * Appends one record to `partition` (0..=65535). The LSN is assigned now, in
-   * call order; the promise resolves once the record is durable per the `sync` option.
+   * Appends one record to `partition` (0..=65535). LSNs follow the order of the
+   * calls; the promise resolves once the record is durable per the `sync` option.
+   * The payload is copied before append() returns: the caller may reuse its buffer.
    */
   append(partition: number, payload: Payload): Promise<AppendResult> {
     if (this.#closed) return rejected(closedError())
