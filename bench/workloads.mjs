@@ -40,7 +40,7 @@ export function params(quick, opts = {}) {
   const P = quick
     ? {
         runs: 3,
-        timeBox: 0.35,
+        timeBox: 0.3,
         round: 20_000,
         batchBytes: 48 * MiB,
         read128: 200_000,
@@ -49,7 +49,7 @@ export function params(quick, opts = {}) {
         openBig: 256 * MiB,
         seekBytes: 64 * MiB,
         seeks: 60,
-        rotationRecords: 16_000,
+        rotationRecords: 12_000,
         streamBytes: 256 * MiB,
         inflight: 1_000_000,
         inflightSizes: [128],

@@ -306,7 +306,8 @@ fn read_run(w: &Written, n: usize, size: usize) -> Duration {
 }
 
 /// `writers` writers, each awaiting the durability of its record before the next.
-fn durable_run(sys: Sys, dir: &Path, n: usize, writers: usize, data: &[u8]) -> Duration {
+/// Returns the elapsed time and, for segwal, the number of fdatasyncs it took.
+fn durable_run(sys: Sys, dir: &Path, n: usize, writers: usize, data: &[u8]) -> (Duration, Option<u64>) {
     let per = n / writers;
     match sys {
         Sys::Segwal => {
@@ -323,7 +324,8 @@ fn durable_run(sys: Sys, dir: &Path, n: usize, writers: usize, data: &[u8]) -> D
                     });
                 }
             });
-            t.elapsed()
+            let el = t.elapsed();
+            (el, Some(w.wal.stats().unwrap().syncs))
         }
         Sys::Pwal => {
             let rt = rt();
@@ -350,7 +352,7 @@ fn durable_run(sys: Sys, dir: &Path, n: usize, writers: usize, data: &[u8]) -> D
                     t.await.unwrap();
                 }
             });
-            t.elapsed()
+            (t.elapsed(), None)
         }
         Sys::Writeahead => {
             let rt = rt();
@@ -371,7 +373,7 @@ fn durable_run(sys: Sys, dir: &Path, n: usize, writers: usize, data: &[u8]) -> D
                     t.await.unwrap();
                 }
             });
-            t.elapsed()
+            (t.elapsed(), None)
         }
     }
 }
@@ -500,7 +502,11 @@ fn main() {
         for run in 0..cfg.runs {
             for (i, &s) in SYSTEMS.iter().enumerate() {
                 let dir = tmp(root.path(), &format!("{key}-{i}-{run}"));
-                w[i].times.push(durable_run(s, &dir, n, writers, &data));
+                let (el, syncs) = durable_run(s, &dir, n, writers, &data);
+                w[i].times.push(el);
+                if let Some(syncs) = syncs {
+                    w[i].note = format!("{:.1} records per fdatasync", n as f64 / syncs.max(1) as f64);
+                }
                 let _ = std::fs::remove_dir_all(&dir);
             }
         }
