@@ -28,7 +28,7 @@ usage: npm run bench -- [options]        (or: node bench/index.mjs [options])
   --only a,b,...      run only these workloads (names below)
   --runs N            runs per system (default 5 full, 3 quick; interleaved A B C A B C)
   --open-gib N        size of the big WAL of the open workload (default 10 in full mode,
-                      0.25 in quick mode; scaled down if the disk lacks space)
+                      0.125 in quick mode; scaled down if the disk lacks space)
   --engine-json FILE  results of 'cargo bench -p segwal-core --bench wal_throughput'
                       (default target/bench-results/wal_throughput.json)
   --help              this text
