@@ -87,7 +87,14 @@ const BAD_PAYLOADS = [
   ['bigint', 5n],
   ['symbol', Symbol('p')],
   ['function', () => 'x'],
+  ['detached Uint8Array', detached()],
 ]
+
+function detached() {
+  const u = new Uint8Array(8)
+  structuredClone(u.buffer, { transfer: [u.buffer] })
+  return u
+}
 
 function isWalError(e) {
   return e instanceof WalError && e instanceof Error
@@ -768,4 +775,24 @@ test('stream iterators created before close() end cleanly; next() after close do
   t.not(r, 'hung')
   if (r instanceof Error) t.true(isWalError(r) && r.code === 'WAL_CLOSED', `next() after close: ${r.code} ${r.message}`)
   else t.true(r.done === true || typeof r.value?.lsn === 'number', `next() after close: ${show(r)}`)
+})
+
+test('payload buffers reused right after the call: the record keeps the bytes of the call', async (t) => {
+  const fx = await fixture(t)
+  const scratch = Buffer.alloc(5)
+  const ps = []
+  for (const word of ['first', 'secnd', 'third']) {
+    scratch.write(word)
+    ps.push(fx.wal.append(15, scratch))
+  }
+  scratch.write('XXXXX')
+  const parts = [Buffer.from('b1'), new Uint8Array([98, 50])]
+  ps.push(fx.wal.appendBatch(15, parts))
+  parts[0].write('ZZ')
+  parts[1][0] = 0
+  parts.push(Buffer.from('not part of the batch'))
+  await Promise.all(ps)
+  const got = []
+  for await (const r of fx.wal.stream(15)) got.push(r.payload.toString())
+  t.deepEqual(got, ['first', 'secnd', 'third', 'b1', 'b2'])
 })

@@ -126,6 +126,7 @@ const KILL_MODES = ['spawn', 'early', 'acks', 'timed', 'timed', 'timed', 'rotati
  * Runs `rounds` writer sessions in `dir` (a fresh temp dir if absent).
  * Options: seed, log(line), progressEvery, wal (the segwal module: { Wal, WalError }),
  * timeBudgetMs (stop early, after at least minRounds, when exceeded), minRounds,
+ * minKills (keep going past `rounds` and the time budget until that many SIGKILLs),
  * powerLossRate (share of kills followed by a simulated power loss, default 0.35),
  * frameBoundaryCuts (false: power-loss cuts never fall exactly between two frames).
  * Resolves with a summary object; rejects on the first violated invariant (the
@@ -186,11 +187,14 @@ export async function runCrashRounds(opts) {
 
   let round = 0
   try {
-    for (round = 1; round <= rounds; round++) {
-      if (opts.timeBudgetMs !== undefined && round > (opts.minRounds ?? 1) && Date.now() - t0 > opts.timeBudgetMs) break
-      const isLast = round === rounds
+    const minKills = opts.minKills ?? 0
+    let lastChained = false
+    for (round = 1; ; round++) {
+      const killsOk = summary.kills >= minKills
+      if (round > rounds && killsOk) break
+      if (opts.timeBudgetMs !== undefined && killsOk && round > (opts.minRounds ?? 1) && Date.now() - t0 > opts.timeBudgetMs) break
       const mode = pick(KILL_MODES)
-      const chain = !isLast && mode !== 'stop' && rnd() < 0.25
+      const chain = mode !== 'stop' && rnd() < 0.25
       const segmentSize = pick(SEGMENT_SIZES)
       const parts = PARTITIONS.filter(() => rnd() < 0.6)
       if (parts.length === 0) parts.push(pick(PARTITIONS))
@@ -258,7 +262,8 @@ export async function runCrashRounds(opts) {
       expectedLast = null
       cleanBefore = !res.killed
       if (res.killed && rnd() < (opts.powerLossRate ?? 0.35)) simulatePowerLoss()
-      if (chain && res.killed) {
+      lastChained = chain && res.killed
+      if (lastChained) {
         summary.chained++
       } else {
         await verify()
@@ -270,6 +275,11 @@ export async function runCrashRounds(opts) {
             `(${summary.truncatedBytes} B cut), ${((Date.now() - t0) / 1000).toFixed(1)} s`,
         )
       }
+    }
+    // the last writer's crash is always checked
+    if (lastChained) {
+      await verify()
+      summary.verifications++
     }
   } catch (e) {
     e.message = `crash round ${round} (seed ${seed}, dir ${dir}): ${e.message}`
