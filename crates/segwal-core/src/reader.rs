@@ -9,7 +9,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::format::{self, Decoded, SEGMENT_HEADER_LEN};
 use crate::fs::{Fs, FsFile};
 use crate::partition::{PState, Partition};
-use crate::segment::{self, SegMeta};
+use crate::segment::{self, SegMeta, Target};
 
 const HEADER: u64 = SEGMENT_HEADER_LEN as u64;
 
@@ -226,7 +226,7 @@ impl Reader {
             seg.salt,
             from,
             seg.bytes,
-            (from_lsn, self.next_lsn),
+            (from_lsn, Target::Lsn(self.next_lsn)),
             Some(&mut found),
         )
         .map_err(|e| Error::io(&e, format!("reading {name}")))?
@@ -311,6 +311,8 @@ fn purged(partition: u16, lsn: u64, first: u64) -> Error {
 }
 
 /// The LSN of the record that starts at `offset` in `seg` (or the next LSN at its end).
+/// Walks from the nearest seek point before it, so a copy of a frame inside a payload
+/// is never taken for a record.
 fn record_at(fs: &dyn Fs, dir: &std::path::Path, pid: u16, seg: &SegMeta, offset: u64) -> Result<u64> {
     let not_a_record = || {
         Error::invalid(format!(
@@ -324,26 +326,32 @@ fn record_at(fs: &dyn Fs, dir: &std::path::Path, pid: u16, seg: &SegMeta, offset
     if offset == seg.bytes {
         return Ok(seg.last_lsn + 1);
     }
+    let (from_lsn, from) = seg
+        .marks
+        .iter()
+        .rev()
+        .find(|&&(_, o)| o <= offset)
+        .copied()
+        .unwrap_or((seg.first_lsn, HEADER));
     let name = format::segment_file_name(pid, seg.index);
     let file = fs
         .open(&dir.join(&name), false)
         .map_err(|e| Error::io(&e, format!("opening {name}")))?;
-    let mut head = vec![0u8; format::FRAME_HEADER_LEN];
-    file.read_full_at(&mut head, offset)
-        .map_err(|e| Error::io(&e, format!("reading {name}")))?;
-    let need = match format::decode(&head, seg.salt, seg.bytes - offset) {
-        Decoded::NeedMore(n) => n,
-        Decoded::Frame(f) => f.frame_len,
-        Decoded::Invalid(_) => return Err(not_a_record()),
-    };
-    if offset + need as u64 > seg.bytes {
-        return Err(not_a_record());
-    }
-    let mut frame = vec![0u8; need];
-    file.read_full_at(&mut frame, offset)
-        .map_err(|e| Error::io(&e, format!("reading {name}")))?;
-    match format::decode(&frame, seg.salt, seg.bytes - offset) {
-        Decoded::Frame(f) if (seg.first_lsn..=seg.last_lsn).contains(&f.lsn) => Ok(f.lsn),
-        _ => Err(not_a_record()),
+    match segment::find_frame(
+        file.as_ref(),
+        seg.salt,
+        from,
+        seg.bytes,
+        (from_lsn, Target::Offset(offset)),
+        None,
+    )
+    .map_err(|e| Error::io(&e, format!("reading {name}")))?
+    {
+        Ok((_, frame)) => match format::decode(&frame, seg.salt, frame.len() as u64) {
+            format::Decoded::Frame(f) => Ok(f.lsn),
+            _ => Err(not_a_record()),
+        },
+        Err((_, why)) if why == segment::NOT_A_BOUNDARY => Err(not_a_record()),
+        Err((off, why)) => Err(Error::corruption(name, off, why)),
     }
 }

@@ -265,15 +265,27 @@ pub fn valid_frame_after(
 /// Where a segment is damaged and why.
 pub type Damage = (u64, &'static str);
 
-/// Finds the frame of LSN `target` by walking frames from `from` (which holds `from_lsn`);
-/// returns its offset and bytes. Damage on the way is reported as `Err((offset, why))`.
+/// What `find_frame` looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Lsn(u64),
+    /// The frame starting exactly at this offset.
+    Offset(u64),
+}
+
+/// The `Damage` reason `find_frame` gives when a `Target::Offset` falls inside a frame.
+pub const NOT_A_BOUNDARY: &str = "not the start of a record";
+
+/// Finds a frame by walking frames from `from` (which holds `from_lsn`): only a walk from
+/// a known boundary proves where records start (a payload may contain a copy of a frame).
+/// Returns its offset and bytes. Damage on the way is reported as `Err((offset, why))`.
 /// Seek points every `MARK_EVERY` bytes passed on the way are added to `marks`.
 pub fn find_frame(
     file: &dyn FsFile,
     salt: u32,
     from: u64,
     end: u64,
-    (from_lsn, target): (u64, u64),
+    (from_lsn, target): (u64, Target),
     mut marks: Option<&mut Vec<(u64, u64)>>,
 ) -> std::io::Result<std::result::Result<(u64, Vec<u8>), Damage>> {
     let mut last_mark = from;
@@ -283,11 +295,18 @@ pub fn find_frame(
     let mut buf: Vec<u8> = Vec::new();
     let mut buf_at = from;
     while pos < end {
+        if let Target::Offset(o) = target {
+            if pos > o {
+                return Ok(Err((o, NOT_A_BOUNDARY)));
+            }
+        }
         let rel = (pos - buf_at) as usize;
         let window = if rel <= buf.len() { &buf[rel..] } else { &[][..] };
         match format::decode(window, salt, end - pos) {
             Decoded::Frame(f) if f.lsn != lsn => return Ok(Err((pos, "record out of LSN order"))),
-            Decoded::Frame(f) if f.lsn == target => return Ok(Ok((pos, window[..f.frame_len].to_vec()))),
+            Decoded::Frame(f) if target == Target::Lsn(f.lsn) || target == Target::Offset(pos) => {
+                return Ok(Ok((pos, window[..f.frame_len].to_vec())))
+            }
             Decoded::Frame(f) => {
                 if let Some(m) = marks.as_deref_mut() {
                     if pos >= last_mark + MARK_EVERY {
@@ -313,5 +332,8 @@ pub fn find_frame(
             Decoded::Invalid(why) => return Ok(Err((pos, why))),
         }
     }
-    Ok(Err((pos, "record not found in its segment")))
+    match target {
+        Target::Offset(o) => Ok(Err((o, NOT_A_BOUNDARY))),
+        Target::Lsn(_) => Ok(Err((pos, "record not found in its segment"))),
+    }
 }

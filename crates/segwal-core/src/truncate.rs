@@ -219,9 +219,16 @@ fn cut_segment(
         .find(|&&(m, _)| m <= lsn)
         .copied()
         .unwrap_or((seg.first_lsn, SEGMENT_HEADER_LEN as u64));
-    let (at, mut frame) = segment::find_frame(file.as_ref(), seg.salt, from, seg.bytes, (from_lsn, lsn), None)
-        .map_err(io)?
-        .map_err(|(off, why)| Error::corruption(name.clone(), off, why))?;
+    let (at, mut frame) = segment::find_frame(
+        file.as_ref(),
+        seg.salt,
+        from,
+        seg.bytes,
+        (from_lsn, segment::Target::Lsn(lsn)),
+        None,
+    )
+    .map_err(io)?
+    .map_err(|(off, why)| Error::corruption(name.clone(), off, why))?;
     let cut = at + frame.len() as u64;
     if frame[16..20] == [0, 0, 0, 0] {
         file.set_len(cut).and_then(|_| file.sync_data()).map_err(io)?;

@@ -240,3 +240,38 @@ fn a_batch_torn_on_a_frame_boundary_is_a_torn_tail_for_open_and_verify() {
         "verify agrees it is a torn tail: {report:?}"
     );
 }
+
+#[test]
+fn a_frame_copied_into_a_payload_is_not_a_from_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = TestWal::open(dir.path(), opts(1 << 20)).unwrap();
+    w.append(0, b"first record");
+    let seg = &w.wal.segments(0).unwrap()[0];
+    let bytes = std::fs::read(dir.path().join(&seg.file)).unwrap();
+    let frame = bytes[64..64 + 32 + 16].to_vec();
+    // Record 2's payload is record 1's whole frame, 8-byte aligned inside the file.
+    w.append(0, &frame);
+    let forged = 64 + 48 + 24;
+    let e = w
+        .wal
+        .reader(
+            0,
+            Start::Position {
+                segment: seg.index,
+                offset: forged,
+            },
+        )
+        .err()
+        .unwrap();
+    assert_eq!(e.code, ErrorCode::InvalidArgument, "{e}");
+    let ok = read_all(
+        &w.wal,
+        0,
+        Start::Position {
+            segment: seg.index,
+            offset: 64 + 48,
+        },
+    )
+    .unwrap();
+    assert_eq!(ok[0].0, 2);
+}
