@@ -252,6 +252,12 @@ impl Reader {
         let mut want = (max_bytes.max(4096) as u64).min(avail) as usize;
         let mut data = vec![0u8; want];
         let mut got = file.read_full_at(&mut data, offset).map_err(io)?;
+        if got == 0 {
+            // The file ends where the segment table has acknowledged records (it was cut
+            // under us). An empty batch would not move the reader: callers reading until
+            // `None` would spin.
+            return Err(Error::corruption(name, offset, "segment file ends before its records"));
+        }
         let mut records = Vec::new();
         let mut pos = 0usize;
         while pos < got && self.next_lsn <= acked {
