@@ -732,10 +732,12 @@ export async function read(ctx) {
 
 // ------------------------------------------------------------------ 7. open
 
-async function buildBig(dir, bytes) {
+async function buildBig(dir, bytes, segmentSize = 64 * MiB) {
   const rec = payload(4 * KiB, 9)
-  const wal = await openSegwal(dir, { sync: 'none' })
-  await fillSegwal(wal, Math.ceil(bytes / rec.length), rec, 256, 16)
+  const wal = await openSegwal(dir, { sync: 'none', segmentSize })
+  // Batches must fit a segment: at most a quarter of one.
+  const per = Math.max(1, Math.min(256, Math.floor(segmentSize / 4 / (rec.length + 32))))
+  await fillSegwal(wal, Math.ceil(bytes / rec.length), rec, per, 16)
   await wal.close()
 }
 
@@ -777,17 +779,22 @@ export async function open(ctx) {
   const small = Math.max(MiB, Math.round(big / 100))
   const dBig = tmpDir('open-big')
   const dSmall = tmpDir('open-small')
-  ctx.log(`  building WALs of ${fmtBytes(big)} and ${fmtBytes(small)} (4 KiB records, 64 MiB segments)${scaled}...`)
+  // The target compares equal segment counts (open must not depend on bytes), so the
+  // small WAL uses segments 1/100 the size: the same number of files.
+  const smallSegment = Math.max(64 * KiB, Math.floor(small / Math.ceil(big / (64 * MiB)) / (4 * KiB)) * 4 * KiB)
+  ctx.log(
+    `  building WALs of ${fmtBytes(big)} (64 MiB segments) and ${fmtBytes(small)} (${fmtBytes(smallSegment)} segments), 4 KiB records${scaled}...`,
+  )
   const tb = now()
   await buildBig(dBig, big)
   ctx.log(`  (built ${fmtBytes(big)} in ${((now() - tb) / 1000).toFixed(1)} s)`)
-  await buildBig(dSmall, small)
+  await buildBig(dSmall, small, smallSegment)
   ctx.shared.bigWal = { dir: dBig, bytes: big }
   const runs = Math.max(P.runs, 5)
   const systems = [
     { name: segsName, dir: d1, opt: { segmentSize: 4096 } },
     { name: `${fmtBytes(dirBytes(dBig))} (${fmtNum(fs.readdirSync(dBig).length)} files)`, dir: dBig, opt: {} },
-    { name: `${fmtBytes(dirBytes(dSmall))} (${fmtNum(fs.readdirSync(dSmall).length)} files)`, dir: dSmall, opt: {} },
+    { name: `${fmtBytes(dirBytes(dSmall))} (${fmtNum(fs.readdirSync(dSmall).length)} files)`, dir: dSmall, opt: { segmentSize: smallSegment } },
   ].map((s) => ({
     name: s.name,
     async run() {
