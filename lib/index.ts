@@ -112,6 +112,8 @@ const MAX_PARTITION = 65535
 const STAGE_MAX_RECORD = 64 * 1024
 const STAGE_BYTES = 1024 * 1024
 const STAGE_RECORDS = 8192
+/** Promises resolved per event-loop turn at most; the rest of an ack group waits a turn. */
+const ACK_SLICE = 16384
 /** Initial size of the array acks are copied into (grows on demand). */
 const ACK_BUFFER_NUMBERS = 1 << 14
 
@@ -248,6 +250,10 @@ export class Wal implements AsyncDisposable {
   /** Appends in flight, all partitions. */
   #inFlight = 0
   #acks = new Float64Array(ACK_BUFFER_NUMBERS)
+  /** The part of `#acks` not processed yet (see `#onAcks`). */
+  #ackAt = 0
+  #ackEnd = 0
+  #ackResume = false
   /** Errors of failed ack events not consumed yet (same order as the events). */
   #ackErrors: string[] = []
   /** Follow streams waiting for an ack, per partition. */
@@ -529,7 +535,7 @@ export class Wal implements AsyncDisposable {
     } catch (e) {
       throw toWalError(e)
     } finally {
-      this.#onAcks()
+      this.#onAcks(true)
       if (this.#inFlight > 0) {
         const err = closedError()
         for (const queue of this.#queues.values()) this.#inFlight -= queue.failAll(err)
@@ -628,41 +634,61 @@ export class Wal implements AsyncDisposable {
   }
 
   /** The notifier: takes every ack the engine has and settles the appends. */
-  #onAcks(): void {
+  #onAcks(all = false): void {
     const handle = this.#handle
+    // Resolving a huge group at once would hold the event loop for tens of
+    // milliseconds; past this many promises the rest waits for the next turn.
+    let budget = all ? Infinity : ACK_SLICE
     for (;;) {
-      let n: number
-      try {
-        n = native.takeAcks(handle, this.#acks)
-      } catch {
+      if (this.#ackAt >= this.#ackEnd) {
+        let n: number
+        try {
+          n = native.takeAcks(handle, this.#acks)
+        } catch {
+          return
+        }
+        if (n < 0) {
+          this.#acks = new Float64Array(Math.max(-n, this.#acks.length * 2))
+          continue
+        }
+        if (n === 0) break
+        this.#ackAt = 0
+        this.#ackEnd = n
+      }
+      if (budget <= 0) {
+        if (!this.#ackResume) {
+          this.#ackResume = true
+          setImmediate(() => {
+            this.#ackResume = false
+            this.#onAcks()
+          })
+        }
         return
       }
-      if (n < 0) {
-        this.#acks = new Float64Array(Math.max(-n, this.#acks.length * 2))
-        continue
-      }
-      if (n === 0) break
       const acks = this.#acks
-      let at = 0
-      while (at < n) {
-        const partition = acks[at]!
-        const kind = acks[at + 1]!
-        const a = acks[at + 2]!
-        const generation = acks[at + 3]!
-        const count = acks[at + 4]!
-        const positions = at + ACK_HEADER
-        at = positions + count * POSITION_WIDTH
-        const queue = this.#queues.get(partition)
-        if (kind === ACK_ACKED) {
-          if (queue !== undefined && queue.size > 0) this.#inFlight -= queue.ack(a, generation, acks, positions, count)
-        } else {
-          if (this.#ackErrors.length === 0) this.#ackErrors = native.takeAckErrors(handle)
-          const detail = this.#ackErrors.shift()
-          const err = detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail)
-          if (queue !== undefined) this.#inFlight -= queue.fail(a, err)
+      const partition = acks[this.#ackAt]!
+      const kind = acks[this.#ackAt + 1]!
+      const a = acks[this.#ackAt + 2]!
+      const generation = acks[this.#ackAt + 3]!
+      const count = acks[this.#ackAt + 4]!
+      const positions = this.#ackAt + ACK_HEADER
+      this.#ackAt = positions + count * POSITION_WIDTH
+      const queue = this.#queues.get(partition)
+      if (kind === ACK_ACKED) {
+        if (queue !== undefined && queue.size > 0) {
+          const resolved = queue.ack(a, generation, acks, positions, count)
+          this.#inFlight -= resolved
+          budget -= resolved
         }
-        this.#wake(partition)
+      } else {
+        if (this.#ackErrors.length === 0) this.#ackErrors = native.takeAckErrors(handle)
+        const detail = this.#ackErrors.shift()
+        const err = detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail)
+        // Every append of the partition not acknowledged by an earlier event failed,
+        // whatever its LSN (appends made after a truncate have lower ones).
+        if (queue !== undefined) this.#inFlight -= queue.failAll(err)
       }
+      this.#wake(partition)
     }
     if (this.#inFlight === 0 && !this.#closed) native.setRef(handle, false)
   }

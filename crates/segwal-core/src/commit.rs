@@ -51,7 +51,7 @@ impl Inner {
                     return;
                 }
                 (
-                    std::mem::take(&mut st.queue),
+                    take_round(&mut st.queue),
                     (st.active.take(), st.spare.take()),
                     st.next_index,
                 )
@@ -137,6 +137,26 @@ impl Inner {
         drop(st);
         self.publish(p.id);
     }
+}
+
+/// Staged bytes one round takes at most, so that one acknowledgement (and the promises
+/// the caller resolves for it at once) stays bounded however much is queued.
+const ROUND_BYTES: usize = 4 << 20;
+
+/// Takes the queue's head for one round: items up to `ROUND_BYTES` of frames (at least one).
+fn take_round(queue: &mut std::collections::VecDeque<Item>) -> std::collections::VecDeque<Item> {
+    let mut bytes = 0;
+    let n = queue
+        .iter()
+        .take_while(|item| {
+            let first = bytes == 0;
+            if let Item::Frames(f) = item {
+                bytes += f.buf.len().max(1);
+            }
+            first || bytes <= ROUND_BYTES
+        })
+        .count();
+    queue.drain(..n.max(1)).collect()
 }
 
 fn fail_item(item: Item, e: &Error) {
