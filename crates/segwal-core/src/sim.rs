@@ -12,7 +12,8 @@
 //!   `write_all_at`, `set_len`, `preallocate`, `sync_data`) is numbered from 0 (`ops`);
 //! - `crash_at(n)`: call n and everything after it fail with EIO, reads included (the
 //!   process is dead: nothing more reaches the disk);
-//! - `fail_op(n, errno)`: call n fails once, later calls work;
+//! - `fail_op(n, errno)`: call n fails once, later calls work (a failed `sync_data`
+//!   loses its writes, as below);
 //! - `fail_next_sync(errno)`: the next `sync_data` fails and, as Linux does after a failed
 //!   writeback, the writes it should have made durable never will be (they stay visible
 //!   to reads until the power goes);
@@ -626,13 +627,16 @@ impl FsFile for SimFile {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut st = self.shared.lock_slow();
-        st.op(|| format!("sync_data {}", self.name))?;
-        let fail = st.fail_next_sync.take();
+        let fail = match st.op(|| format!("sync_data {}", self.name)) {
+            Err(e) if st.dead => return Err(e),
+            Err(e) => Some(e),
+            Ok(()) => st.fail_next_sync.take().map(err),
+        };
         let i = st.inode(self.ino);
         let pending = std::mem::take(&mut i.pending);
-        if let Some(errno) = fail {
+        if let Some(e) = fail {
             // The failed writeback's pages are dropped: they never reach the disk.
-            return Err(err(errno));
+            return Err(e);
         }
         for op in &pending {
             apply(&mut i.durable, op);

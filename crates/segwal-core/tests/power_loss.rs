@@ -16,78 +16,6 @@ use harness::*;
 use segwal_core::sim::SimFs;
 use segwal_core::Options;
 
-/// The main workload; every step tolerates failure (after the crash, everything fails).
-fn workload(d: &mut Driver, seed: u64) {
-    let mut r = Rand(seed | 1);
-    for round in 0..5 {
-        d.append(0, r.range(100, 220));
-        d.append(0, r.range(100, 220));
-        let lens: Vec<usize> = (0..4).map(|_| r.range(60, 120)).collect();
-        d.batch(1, &lens);
-        d.append(2, r.range(150, 300));
-        if round == 2 {
-            d.batch(2, &[0, 20]);
-        }
-        d.wait();
-    }
-    // Purge below the third segment of partition 0.
-    if let Ok(segs) = d.wal.segments(0) {
-        if segs.len() >= 3 {
-            d.purge(0, segs[2].first_lsn);
-        }
-    }
-    // Truncate partition 1 inside the first batch of its second segment: later segments
-    // go, and the kept part of the batch is rewritten as complete (the redo file path).
-    if let Ok(segs) = d.wal.segments(1) {
-        if segs.len() >= 2 {
-            d.truncate(1, segs[1].first_lsn + 1);
-        }
-    }
-    for _ in 0..3 {
-        let lens: Vec<usize> = (0..3).map(|_| r.range(60, 200)).collect();
-        d.batch(1, &lens);
-        d.append(1, r.range(10, 50));
-        d.wait();
-    }
-    // Truncate partition 0 at a record boundary.
-    if let Ok(last) = d.wal.last_lsn(0) {
-        if last > 2 {
-            d.truncate(0, last - 2);
-        }
-    }
-    d.append(0, 64);
-    d.wait();
-    // Empty partition 2 and start it again.
-    d.truncate(2, 0);
-    d.append(2, 80);
-    d.batch(2, &[30, 40, 50]);
-    d.wait();
-    d.sync();
-    let _ = d.wal.close();
-}
-
-/// A second workload: truncate_after(0) on a partition whose start was purged, and
-/// truncates racing appends queued behind them.
-fn workload_purged_then_emptied(d: &mut Driver, seed: u64) {
-    let mut r = Rand(seed | 1);
-    for _ in 0..12 {
-        d.append(5, r.range(150, 250));
-        d.wait();
-    }
-    if let Ok(segs) = d.wal.segments(5) {
-        if segs.len() >= 2 {
-            d.purge(5, segs[segs.len() - 1].first_lsn);
-        }
-    }
-    d.truncate(5, 0);
-    d.append(5, 40);
-    d.append(5, 41);
-    d.wait();
-    let _ = d.wal.close();
-}
-
-type Workload = fn(&mut Driver, u64);
-
 #[derive(Clone, Copy, Debug)]
 enum Loss {
     /// Only synced state survives.
@@ -103,6 +31,7 @@ fn run_once(fs: &SimFs, o: &Options, w: Workload, seed: u64) -> Model {
     let mut d = Driver::new(wal);
     w(&mut d, seed);
     d.wait();
+    let _ = d.wal.close();
     let Driver { m, .. } = d;
     m
 }
@@ -209,6 +138,8 @@ fn undisturbed_workloads_match_the_model() {
         let wal = open(&fs, o.clone()).unwrap();
         let mut d = Driver::new(wal);
         w(&mut d, 7);
+        d.check_live("undisturbed");
+        d.wal.close().unwrap();
         assert!(d.m.errors.is_empty(), "{:?}", d.m.errors);
         assert!(d.m.writes.iter().all(|w| w.st == St::Acked));
         let Driver { m, .. } = d;

@@ -124,7 +124,15 @@ fn rotation_works_after_a_failed_round() {
         d.append(0, 150);
         d.wait();
     }
-    assert!(fs.names(dir()).contains(&"part_0_0000000002.wal".to_string()));
+    // (Created after the round's ack is published: wait for it.)
+    let spare = "part_0_0000000002.wal".to_string();
+    for _ in 0..200 {
+        if fs.names(dir()).contains(&spare) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(fs.names(dir()).contains(&spare));
     fs.fail_op(fs.ops(), libc::EIO);
     assert!(d.append(0, 100).is_some());
     d.wait();
@@ -144,4 +152,40 @@ fn rotation_works_after_a_failed_round() {
     let Driver { m, wal, .. } = d;
     drop(wal);
     check_recovered(&fs.power_loss(), &o, &m, &|| "rotation after a failed round".into());
+}
+
+/// A segment file shorter than the segment table says (cut under a live WAL: by a
+/// truncate that failed after its cut, or from outside) made `Reader::read` return an
+/// empty batch without moving: callers reading until `None` spun forever.
+#[test]
+fn a_reader_fails_on_a_segment_cut_under_it() {
+    let _wd = Watchdog::new(30, "a_reader_fails_on_a_segment_cut_under_it");
+    let fs = SimFs::new();
+    let o = sim_opts(64 << 10, false);
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    for _ in 0..10 {
+        d.append(0, 100);
+    }
+    d.wait();
+    let segs = d.wal.segments(0).unwrap();
+    let path = dir().join(&segs[0].file);
+    let content = fs.read_file(&path).unwrap();
+    let cut = 64 + 5 * (24 + 104 + 8);
+    fs.write_file(&path, &content[..cut]);
+    let mut r = d.wal.reader(0, segwal_core::Start::Lsn(0)).unwrap();
+    let mut seen = 0;
+    let e = loop {
+        match r.next_batch(256) {
+            Ok(Some(b)) => {
+                assert!(!b.records.is_empty(), "an empty batch: the reader did not move");
+                seen += b.records.len();
+            }
+            Ok(None) => panic!("the log ended early after {seen} records"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(seen, 5);
+    assert_eq!(e.code, ErrorCode::Corruption, "{e}");
+    assert_eq!(e.file.as_deref(), Some(segs[0].file.as_str()));
+    assert_eq!(e.offset, Some(cut as u64));
 }
