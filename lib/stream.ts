@@ -94,11 +94,13 @@ export class RecordStream implements WalStream {
 
   /** The next record; `done` at the end of the log (without `follow`), on abort or close. */
   next(): Promise<IteratorResult<WalRecord, undefined>> {
-    if (this.pull !== undefined) return this.pull.then(() => this.next())
+    // Fast path: a record of the current batch. No other check is needed: finishing
+    // (abort, close, return) drops the batch, and a pull in progress has dropped it.
     const meta = this.meta
-    if (meta !== undefined && this.at < meta.length && !this.stopped()) {
+    if (meta !== undefined && this.at < meta.length) {
       return Promise.resolve({ done: false, value: this.record(meta) })
     }
+    if (this.pull !== undefined) return this.pull.then(() => this.next())
     const pull = this.fetch().finally(() => {
       this.pull = undefined
     })
