@@ -49,9 +49,9 @@ export interface SegmentInfo {
   index: number
   /** File name, e.g. `part_1_0000000001.wal`. */
   file: string
-  /** First LSN stored in it (0 if empty). */
+  /** LSN of its first record; for a segment holding none, the LSN its first record will get. */
   firstLsn: number
-  /** Last LSN stored in it (0 if empty). */
+  /** LSN of its last record; `firstLsn - 1` for a segment holding none. */
   lastLsn: number
   /** Logical file size in bytes. */
   bytes: number
