@@ -263,6 +263,11 @@ impl Reader {
         while pos < got && self.next_lsn <= acked {
             let here = offset + pos as u64;
             match format::decode(&data[pos..got], seg.salt, seg.bytes - here) {
+                // Damage ahead: hand out the good records before it first; the next call
+                // starts at the damage and reports it (a record is never unreadable
+                // because a later one is damaged).
+                Decoded::Frame(f) if f.lsn != self.next_lsn && !records.is_empty() => break,
+                Decoded::Invalid(_) if !records.is_empty() => break,
                 Decoded::Frame(f) => {
                     if f.lsn != self.next_lsn {
                         return Err(Error::corruption(
