@@ -140,8 +140,10 @@ impl Inner {
 }
 
 /// Staged bytes one round takes at most, so that one acknowledgement (and the promises
-/// the caller resolves for it at once) stays bounded however much is queued.
-const ROUND_BYTES: usize = 4 << 20;
+/// the caller resolves for it at once) stays bounded however much is queued, and so
+/// that only the last `ROUND_BYTES` of a segment can be unsynced when the power goes
+/// (recovery checks that much of the tail: `segment::TAIL_CHECK`).
+pub(crate) const ROUND_BYTES: usize = segment::TAIL_CHECK as usize;
 
 /// Takes the queue's head for one round: items up to `ROUND_BYTES` of frames (at least one).
 fn take_round(queue: &mut std::collections::VecDeque<Item>) -> std::collections::VecDeque<Item> {

@@ -500,7 +500,9 @@ impl Walk<'_> {
             self.advance(len);
             return Ok((seg, Some(problem)));
         }
-        let frames = self.frames(file.as_ref(), &header, len).map_err(io("reading"))?;
+        let frames = self
+            .frames(file.as_ref(), &header, len, newest)
+            .map_err(io("reading"))?;
         seg.last_lsn = Some(frames.good_last_lsn);
         if frames.good_end == len {
             return Ok((seg, None));
@@ -511,9 +513,8 @@ impl Walk<'_> {
             None => (frames.good_end, "incomplete batch", newest),
             Some((at, why)) => {
                 let torn = newest
-                    && segment::valid_frame_after(file.as_ref(), header.salt, at, len, frames.good_last_lsn + 1)
-                        .map_err(io("reading"))?
-                        .is_none();
+                    && segment::damage_is_torn(file.as_ref(), header.salt, at, len, frames.good_last_lsn + 1)
+                        .map_err(io("reading"))?;
                 (at, why, torn)
             }
         };
@@ -530,7 +531,7 @@ impl Walk<'_> {
 
     /// Frames of a segment: the last one only when it checks out and `!self.full`,
     /// otherwise a scan of all of them. Reports progress for the whole segment.
-    fn frames(&mut self, file: &dyn FsFile, header: &SegmentHeader, len: u64) -> std::io::Result<Frames> {
+    fn frames(&mut self, file: &dyn FsFile, header: &SegmentHeader, len: u64, newest: bool) -> std::io::Result<Frames> {
         let first = header.first_lsn;
         if len <= HEADER {
             // (A valid header means `len == HEADER`: an empty segment.)
@@ -542,8 +543,11 @@ impl Walk<'_> {
             });
         }
         if !self.full {
-            if let Some((_, f)) = segment::read_frame_ending_at(file, header.salt, len)? {
-                if f.batch_left == 0 && f.lsn >= first {
+            if let Some((at, f)) = segment::read_frame_ending_at(file, header.salt, len)? {
+                // Like open: the last frame, and for the newest segment the last
+                // TAIL_CHECK bytes frame by frame.
+                let intact = || segment::tail_is_intact(file, header.salt, (at, f.lsn), len);
+                if f.batch_left == 0 && f.lsn >= first && (!newest || intact()?) {
                     self.advance(len);
                     return Ok(Frames {
                         good_end: len,
@@ -891,9 +895,8 @@ impl Records {
         };
         let torn = cur.newest
             && (!bad_frame
-                || segment::valid_frame_after(cur.file.as_ref(), cur.salt, at, cur.len, min_lsn)
-                    .map_err(|e| Error::io(&e, format!("reading {}", cur.name)))?
-                    .is_none());
+                || segment::damage_is_torn(cur.file.as_ref(), cur.salt, at, cur.len, min_lsn)
+                    .map_err(|e| Error::io(&e, format!("reading {}", cur.name)))?);
         if torn {
             return Ok(());
         }

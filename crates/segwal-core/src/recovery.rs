@@ -238,10 +238,11 @@ impl PartitionRecovery<'_> {
             return Ok((meta, true));
         }
         if !self.opts.repair && next_first.is_none() {
-            if let Some((_, f)) = segment::read_frame_ending_at(s.file.as_ref(), s.header.salt, s.len)
+            if let Some((at, f)) = segment::read_frame_ending_at(s.file.as_ref(), s.header.salt, s.len)
                 .map_err(self.io(s.index, "reading"))?
             {
-                if f.batch_left == 0 && f.lsn >= first {
+                let intact = || segment::tail_is_intact(s.file.as_ref(), s.header.salt, (at, f.lsn), s.len);
+                if f.batch_left == 0 && f.lsn >= first && intact().map_err(self.io(s.index, "reading"))? {
                     meta.last_lsn = f.lsn;
                     return Ok((meta, true));
                 }
@@ -260,9 +261,8 @@ impl PartitionRecovery<'_> {
         // boundary) is a torn tail too; so is damage with nothing valid after it.
         let torn = next_first.is_none()
             && (scan.stopped.is_none()
-                || segment::valid_frame_after(s.file.as_ref(), s.header.salt, bad_at, s.len, scan.good_last_lsn + 1)
-                    .map_err(self.io(s.index, "reading"))?
-                    .is_none());
+                || segment::damage_is_torn(s.file.as_ref(), s.header.salt, bad_at, s.len, scan.good_last_lsn + 1)
+                    .map_err(self.io(s.index, "reading"))?);
         if !torn && !self.opts.repair {
             let why = if scan.stopped.is_none() {
                 "sealed segment ends before the next segment's first LSN"

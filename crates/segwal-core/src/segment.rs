@@ -218,6 +218,69 @@ pub fn scan(file: &dyn FsFile, salt: u32, start: u64, end: u64, expect_lsn: u64)
     Ok(s)
 }
 
+/// Bytes before the end of the newest segment that open verifies frame by frame: at
+/// least what one writer round writes before its fdatasync (`commit::ROUND_BYTES`).
+pub const TAIL_CHECK: u64 = 1 << 20;
+
+/// Verifies the frames in the last `TAIL_CHECK` bytes before `end`, walking back from
+/// the last one (which starts at `last_at` and holds `last_lsn`) through the trailers,
+/// in one read. After a power loss, writeback may have persisted the end of an
+/// unfinished round and not its middle; the frame that ends the file then checks out
+/// while the bytes before it do not. Returns false at the first frame that fails.
+pub fn tail_is_intact(
+    file: &dyn FsFile,
+    salt: u32,
+    (last_at, last_lsn): (u64, u64),
+    end: u64,
+) -> std::io::Result<bool> {
+    let header = SEGMENT_HEADER_LEN as u64;
+    let from = last_at.saturating_sub(TAIL_CHECK).max(header);
+    let mut buf = vec![0u8; (last_at - from) as usize];
+    if file.read_full_at(&mut buf, from)? < buf.len() {
+        return Ok(false);
+    }
+    let (mut pos, mut lsn) = (buf.len(), last_lsn);
+    while pos > 0 {
+        let Some(flen) = format::trailer_frame_len(&buf[..pos]) else {
+            return Ok(false);
+        };
+        if flen > pos {
+            // The frame starts before the checked window: what was checked is intact.
+            return Ok(from > header);
+        }
+        let start = pos - flen;
+        match format::decode(&buf[start..pos], salt, end - (from + start as u64)) {
+            Decoded::Frame(f) if f.frame_len == flen && f.lsn + 1 == lsn => {}
+            _ => return Ok(false),
+        }
+        pos = start;
+        lsn -= 1;
+    }
+    Ok(true)
+}
+
+/// Whether damage at `at` in the newest segment is a torn tail (cut it) rather than a
+/// hole in the middle of the log (an error): nothing valid follows it, or a whole
+/// zero page lies between it and the next valid frame. Writeback after a power loss may
+/// persist later pages of an unfinished write and not earlier ones, which read back as
+/// zeros; a page once written and synced does not turn to zeros, so records after such
+/// a hole were never acknowledged. Bit rot, by contrast, leaves no zero page.
+pub fn damage_is_torn(file: &dyn FsFile, salt: u32, at: u64, end: u64, min_lsn: u64) -> std::io::Result<bool> {
+    let Some(next) = valid_frame_after(file, salt, at, end, min_lsn)? else {
+        return Ok(true);
+    };
+    const PAGE: u64 = 4096;
+    let mut page = at.div_ceil(PAGE) * PAGE;
+    let mut buf = vec![0u8; PAGE as usize];
+    while page + PAGE <= next {
+        if file.read_full_at(&mut buf, page)? == buf.len() && buf.iter().all(|&b| b == 0) {
+            return Ok(true);
+        }
+        page += PAGE;
+    }
+    Ok(false)
+}
+
 /// Looks for any valid frame of this segment at an aligned offset in `[from, end)`:
 /// proof that damage at `from` is not a torn tail but a hole in the middle of the log.
 pub fn valid_frame_after(

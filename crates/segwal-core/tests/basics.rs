@@ -275,3 +275,40 @@ fn a_frame_copied_into_a_payload_is_not_a_from_position() {
     .unwrap();
     assert_eq!(ok[0].0, 2);
 }
+
+#[test]
+fn a_zero_page_hole_in_the_newest_segment_is_a_torn_tail_but_garbage_is_damage() {
+    let make = |dir: &std::path::Path| {
+        let w = TestWal::open(dir, opts(1 << 20)).unwrap();
+        for i in 1..=200u64 {
+            w.append(0, &payload(0, i, 100));
+        }
+        dir.join(&w.wal.segments(0).unwrap()[0].file)
+    };
+    // Power loss with out-of-order writeback: page 3 never reached the disk, later ones did.
+    let dir = tempfile::tempdir().unwrap();
+    let file = make(dir.path());
+    let mut bytes = std::fs::read(&file).unwrap();
+    let len = bytes.len() as u64;
+    bytes[3 * 4096..4 * 4096].fill(0);
+    std::fs::write(&file, &bytes).unwrap();
+    let w = TestWal::open(dir.path(), opts(1 << 20)).unwrap();
+    let last = w.wal.last_lsn(0).unwrap();
+    assert!(last > 1 && last < 200, "cut before the hole: {last}");
+    assert_eq!(
+        w.wal.recovery()[0].truncated_bytes,
+        len - w.wal.segments(0).unwrap()[0].bytes
+    );
+    assert_eq!(w.read_all(0, 0).unwrap().len() as u64, last);
+    drop(w);
+    // The same page with a flipped byte instead: damage in the middle of the log.
+    let dir = tempfile::tempdir().unwrap();
+    let file = make(dir.path());
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[3 * 4096 + 100] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    // Open checks the last MiB of the newest segment frame by frame and finds it.
+    let e = TestWal::open(dir.path(), opts(1 << 20)).err().unwrap();
+    assert_eq!(e.code, ErrorCode::Corruption);
+    assert!(e.file.is_some() && e.offset.is_some());
+}
