@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// What V8 itself allows on this machine, with no I/O and no segwal: the floors under
+// two of the issue's targets, measured the way the API forces them to be paid.
+//
+//   node bench/floors.mjs
+//
+// 1. Buffered appends: one distinct promise per call, resolved with its own result
+//    object, N in flight, then Promise.all (what `append()` x N costs at minimum).
+// 2. Streaming: a for-await over an async iterator yielding { lsn, payload, segment,
+//    offset } with `payload` a Buffer view (what `stream()` costs per record at minimum).
+
+const N = 200_000
+const RUNS = 5
+const median = (xs) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]
+const fmt = (x) => Math.round(x).toLocaleString('en-US')
+
+let parkedResolve
+const park = (resolve) => {
+  parkedResolve = resolve
+}
+
+async function promiseFloor() {
+  const ps = new Array(N)
+  const rs = new Array(N)
+  const t0 = performance.now()
+  for (let i = 0; i < N; i++) {
+    ps[i] = new Promise(park)
+    rs[i] = parkedResolve
+  }
+  setImmediate(() => {
+    for (let i = 0; i < N; i++) rs[i]({ lsn: i + 1, segment: 1, offset: 64 + i * 160 })
+  })
+  await Promise.all(ps)
+  return N / ((performance.now() - t0) / 1000)
+}
+
+async function iteratorFloor() {
+  const data = Buffer.alloc(160 * 6553)
+  const M = 1_000_000
+  const it = {
+    i: 0,
+    [Symbol.asyncIterator]() {
+      return this
+    },
+    next() {
+      if (this.i >= M) return Promise.resolve({ done: true, value: undefined })
+      const at = (this.i++ % 6553) * 160
+      return Promise.resolve({ done: false, value: { lsn: this.i, payload: data.subarray(at + 24, at + 152), segment: 1, offset: at } })
+    },
+  }
+  let bytes = 0
+  const t0 = performance.now()
+  for await (const r of it) bytes += r.payload.length
+  return M / ((performance.now() - t0) / 1000)
+}
+
+const p = []
+const s = []
+for (let r = 0; r < RUNS; r++) {
+  p.push(await promiseFloor())
+  s.push(await iteratorFloor())
+}
+console.log(`promise-per-append floor (${fmt(N)} in flight): ${fmt(median(p))} appends/s (median of ${RUNS})`)
+console.log(`for-await record floor (Buffer views):          ${fmt(median(s))} records/s (median of ${RUNS})`)
