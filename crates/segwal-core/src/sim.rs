@@ -188,6 +188,20 @@ impl Rng {
     }
 }
 
+/// How much of a write of `len` bytes at `off` a tear keeps: any byte count, or (as
+/// often) one ending on an 8-byte boundary (where frames end) or on a 512-byte sector.
+fn torn_len(rng: &mut Rng, off: u64, len: usize) -> usize {
+    let any = rng.upto(len);
+    let align = match rng.next() % 3 {
+        0 => return any,
+        1 => 8,
+        _ => 512,
+    };
+    let end = off + any as u64;
+    let aligned = end - end % align;
+    aligned.saturating_sub(off) as usize
+}
+
 impl State {
     fn used(&self) -> u64 {
         self.inodes.values().filter(|i| i.live()).map(Inode::footprint).sum()
@@ -329,8 +343,8 @@ impl SimFs {
 
     /// Like `power_loss`, but a random prefix (seeded) of each file's unsynced changes
     /// and of each directory's unsynced entries made it to disk too; the last change kept
-    /// may be a torn write: part of its bytes, then zeros where the size grew but the
-    /// data did not land.
+    /// may be a torn write: part of its bytes (often up to an 8-byte or 512-byte
+    /// boundary), then zeros where the size grew but the data did not land.
     pub fn power_loss_torn(&self, seed: u64) -> SimFs {
         self.power_loss_with(Some(seed))
     }
@@ -364,7 +378,7 @@ impl SimFs {
                     }
                     if let Some(FileOp::Write { off, data: bytes }) = old.pending.get(k) {
                         if rng.next().is_multiple_of(2) {
-                            let kept = rng.upto(bytes.len());
+                            let kept = torn_len(&mut rng, *off, bytes.len());
                             let zeros = rng.upto(bytes.len() - kept);
                             write_into(&mut data, *off, &bytes[..kept]);
                             let end = *off as usize + kept + zeros;

@@ -18,6 +18,12 @@ pub fn dir() -> &'static Path {
     Path::new(DIR)
 }
 
+/// Exhaustive sweeps in release builds (or with SEGWAL_THOROUGH=1); debug builds, where
+/// every open costs ~8 ms, sample some of them.
+pub fn thorough() -> bool {
+    !cfg!(debug_assertions) || std::env::var_os("SEGWAL_THOROUGH").is_some()
+}
+
 pub fn sim_opts(segment_size: u64, preallocate: bool) -> Options {
     Options {
         segment_size,
