@@ -68,10 +68,16 @@ impl SegmentHeader {
             return Err("unsupported segment header length");
         }
         let partition = u16::try_from(le32(b, 12)).map_err(|_| "partition out of range")?;
+        // LSNs start at 1, and no log gets near 2^62 records: a header saying otherwise
+        // was not written by segwal (and LSN arithmetic on it would overflow).
+        let first_lsn = le64(b, 24);
+        if first_lsn == 0 || first_lsn >= 1 << 62 {
+            return Err("first LSN out of range");
+        }
         Ok(SegmentHeader {
             partition,
             index: le64(b, 16),
-            first_lsn: le64(b, 24),
+            first_lsn,
             salt: le32(b, 32),
             created_ms: le64(b, 40),
         })
