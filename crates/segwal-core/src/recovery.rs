@@ -84,6 +84,7 @@ impl PartitionRecovery<'_> {
     }
 
     fn recover(&mut self, indices: &[u64]) -> Result<Option<PState>> {
+        let indices = self.drop_spares(indices)?;
         let mut segs: Vec<Opened> = Vec::new();
         for (i, &index) in indices.iter().enumerate() {
             if let Some(prev) = segs.last() {
@@ -179,6 +180,33 @@ impl PartitionRecovery<'_> {
             last_mark: None,
         });
         Ok(Some(st))
+    }
+
+    /// Removes the files created ahead and never used (nothing where the header goes:
+    /// empty, or zeros) at the end of the partition. With sync None or an interval, the
+    /// newest segment in use may not have its header durable yet while the spare created
+    /// after it has its directory entry; that segment is then judged by the rules for the
+    /// newest one (a torn tail), not as damage in the middle of the log.
+    fn drop_spares<'i>(&mut self, mut indices: &'i [u64]) -> Result<&'i [u64]> {
+        while let [.., prev, last] = *indices {
+            if last != prev + 1 {
+                break;
+            }
+            let file = self
+                .fs
+                .open(&self.dir.join(self.name(last)), false)
+                .map_err(self.io(last, "opening"))?;
+            let len = file.len().map_err(self.io(last, "reading the size of"))?;
+            let mut hb = [0u8; SEGMENT_HEADER_LEN];
+            let got = file.read_full_at(&mut hb, 0).map_err(self.io(last, "reading"))?;
+            if hb[..got].iter().any(|&b| b != 0) {
+                break;
+            }
+            drop(file);
+            self.remove(last, len)?;
+            indices = &indices[..indices.len() - 1];
+        }
+        Ok(indices)
     }
 
     /// A sealed segment must end with exactly the record before the next one's first.
