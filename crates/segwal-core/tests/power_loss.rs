@@ -14,7 +14,7 @@ mod harness;
 
 use harness::*;
 use segwal_core::sim::SimFs;
-use segwal_core::Options;
+use segwal_core::{Options, SyncMode};
 
 #[derive(Clone, Copy, Debug)]
 enum Loss {
@@ -25,10 +25,12 @@ enum Loss {
 }
 
 fn run_once(fs: &SimFs, o: &Options, w: Workload, seed: u64) -> Model {
+    let mut fresh = Model::default();
+    fresh.ack_not_durable = o.sync != SyncMode::Always;
     let Ok(wal) = open(fs, o.clone()) else {
-        return Model::default();
+        return fresh;
     };
-    let mut d = Driver::new(wal);
+    let mut d = Driver::with_model(wal, fresh);
     w(&mut d, seed);
     d.wait();
     let _ = d.wal.close();
@@ -36,7 +38,14 @@ fn run_once(fs: &SimFs, o: &Options, w: Workload, seed: u64) -> Model {
     m
 }
 
-fn sweep(name: &str, o: Options, w: Workload, losses: &[Loss], recovery_crashes: bool) -> (u64, u64) {
+fn sweep(
+    name: &str,
+    o: Options,
+    w: Workload,
+    losses: &[Loss],
+    recovery_crashes: bool,
+    must_cover: &[&str],
+) -> (u64, u64) {
     let _wd = Watchdog::new(300, name);
     // Count the calls of an undisturbed run (timing may shift a few between runs; the
     // sweep goes a little past the count so the end is covered too).
@@ -48,6 +57,14 @@ fn sweep(name: &str, o: Options, w: Workload, losses: &[Loss], recovery_crashes:
         m.errors
     );
     let count = probe.ops();
+    // The windows this sweep is meant to crash in are still there.
+    let log = probe.op_log();
+    for want in must_cover {
+        assert!(
+            log.iter().any(|l| l.contains(want)),
+            "{name}: the workload no longer makes a call like {want:?}"
+        );
+    }
     let mut runs = 0;
     for n in 0..count + 3 {
         for (i, &loss) in losses.iter().enumerate() {
@@ -110,15 +127,55 @@ fn power_loss_at_every_call() {
         workload,
         &[Loss::Clean, Loss::Torn(1), Loss::Torn(2)],
         true,
+        MAIN_COVERS,
     );
     eprintln!("main workload: {count} calls, {runs} crash runs in {:?}", t.elapsed());
 }
 
 #[test]
 fn power_loss_at_every_call_without_preallocation() {
-    let (count, runs) = sweep("no-prealloc", sim_opts(1024, false), workload, &[Loss::Torn(3)], false);
+    let (count, runs) = sweep(
+        "no-prealloc",
+        sim_opts(1024, false),
+        workload,
+        &[Loss::Torn(3)],
+        false,
+        MAIN_COVERS,
+    );
     eprintln!("no-prealloc workload: {count} calls, {runs} crash runs");
 }
+
+/// With `sync: None` an acknowledgement promises nothing about a power loss; `sync()` does.
+#[test]
+fn power_loss_at_every_call_with_sync_none() {
+    let o = Options {
+        sync: SyncMode::None,
+        ..sim_opts(1024, true)
+    };
+    let (count, runs) = sweep(
+        "sync-none",
+        o,
+        workload,
+        &[Loss::Clean, Loss::Torn(6)],
+        false,
+        MAIN_COVERS,
+    );
+    eprintln!("sync-none workload: {count} calls, {runs} crash runs");
+}
+
+/// Calls of the main workload the sweep must crash in: rotation (the next segment created
+/// ahead, its directory entry synced, the old one sealed), purge's unlinks, truncate's
+/// removal of later segments, its redo file and cut, and truncate to 0.
+const MAIN_COVERS: &[&str] = &[
+    "create /wal/part_0_0000000002.wal",
+    "sync_dir /wal",
+    "remove /wal/part_0_0000000001.wal",
+    "create /wal/part_1.truncating",
+    "write part_1.truncating",
+    "remove /wal/part_1.truncating",
+    "set_len part_2_0000000001.wal 64",
+    "set_len part_0_",
+];
 
 #[test]
 fn power_loss_around_truncate_to_zero_after_purge() {
@@ -128,6 +185,11 @@ fn power_loss_around_truncate_to_zero_after_purge() {
         workload_purged_then_emptied,
         &[Loss::Clean, Loss::Torn(4)],
         true,
+        &[
+            "remove /wal/part_5_0000000001.wal",
+            "set_len part_5_0000000003.wal 64",
+            "write part_5_0000000003.wal @0 +64",
+        ],
     );
     eprintln!("purged-then-emptied: {count} calls, {runs} crash runs");
 }

@@ -189,3 +189,38 @@ fn a_reader_fails_on_a_segment_cut_under_it() {
     assert_eq!(e.file.as_deref(), Some(segs[0].file.as_str()));
     assert_eq!(e.offset, Some(cut as u64));
 }
+
+/// With sync None, a power loss after the next segment was created ahead (its directory
+/// entry synced) but before anything synced the active segment's header left a segment
+/// with no valid header followed by the empty spare: open refused the log as corrupt.
+/// Unsynced records may be lost in this mode; the log must still open.
+#[test]
+fn sync_none_power_loss_with_a_spare_ahead_of_an_unsynced_header() {
+    let fs = SimFs::new();
+    let o = segwal_core::Options {
+        sync: segwal_core::SyncMode::None,
+        ..sim_opts(1024, true)
+    };
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    d.m.ack_not_durable = true;
+    let spare = "part_0_0000000002.wal".to_string();
+    for _ in 0..200 {
+        if fs.names(dir()).contains(&spare) {
+            break;
+        }
+        d.append(0, 150);
+        d.wait();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(fs.names(dir()).contains(&spare));
+    let lost = fs.power_loss();
+    assert_eq!(lost.names(dir()).len(), 2, "{:?}", lost.names(dir()));
+    let Driver { m, wal, .. } = d;
+    let wal2 = open(&lost, o.clone()).unwrap_or_else(|e| panic!("open after the power loss: {e}"));
+    assert_eq!(wal2.last_lsn(0).unwrap(), 0);
+    drop(wal2);
+    drop(wal);
+    check_recovered(&lost.power_loss(), &o, &m, &|| {
+        "sync none, spare ahead of an unsynced header".into()
+    });
+}

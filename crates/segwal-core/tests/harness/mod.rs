@@ -130,6 +130,8 @@ pub struct W {
     pub gen: u64,
     pub batch: Option<usize>,
     pub st: St,
+    /// A `sync()` that returned Ok was called after it was acknowledged.
+    pub synced: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +161,8 @@ pub struct Model {
     pub purges: Vec<Purge>,
     gens: BTreeMap<u16, u64>,
     pub partitions: BTreeSet<u16>,
+    /// `sync: None`: an acknowledgement is not durability, only a later `sync()` is.
+    pub ack_not_durable: bool,
     /// Errors the workload saw (appends refused, failures reported), for diagnosis.
     pub errors: Vec<String>,
 }
@@ -226,6 +230,7 @@ impl Driver {
                     gen,
                     batch: None,
                     st: St::Pending,
+                    synced: false,
                 });
                 Some(lsn)
             }
@@ -264,6 +269,7 @@ impl Driver {
                         gen,
                         batch: Some(b),
                         st: St::Pending,
+                        synced: false,
                     });
                 }
                 self.m.batches.push(idx);
@@ -449,7 +455,13 @@ impl Driver {
     }
 
     pub fn sync(&mut self) -> bool {
+        self.wait();
         let r = self.wal.sync().wait();
+        if r.is_ok() {
+            for w in self.m.writes.iter_mut().filter(|w| w.st == St::Acked) {
+                w.synced = true;
+            }
+        }
         self.wait();
         r.is_ok()
     }
@@ -503,6 +515,8 @@ pub fn check_partition(m: &Model, p: u16, got: &[(u64, Vec<u8>)], wal: &Wal, liv
         ws.iter()
             .any(|(_, w2)| w2.lsn == w.lsn && w2.seq > w.seq && (!acked_only || w2.st == St::Acked))
     };
+    // Acknowledged and durable (with sync None: synced since), live: acknowledged.
+    let durable = |w: &W| w.st == St::Acked && (live || !m.ack_not_durable || w.synced);
     // Dense LSNs.
     for pair in got.windows(2) {
         if pair[1].0 != pair[0].0 + 1 {
@@ -529,7 +543,10 @@ pub fn check_partition(m: &Model, p: u16, got: &[(u64, Vec<u8>)], wal: &Wal, liv
         if removed_by(w, true) {
             return Err(format!("record {lsn} came back after an acknowledged truncate"));
         }
-        if later_same_lsn(w, true) {
+        if ws
+            .iter()
+            .any(|(_, w2)| w2.lsn == w.lsn && w2.seq > w.seq && durable(w2))
+        {
             return Err(format!("record {lsn} is an old write replaced by an acknowledged one"));
         }
         if w.st == St::Failed && later_same_lsn(w, false) {
@@ -543,10 +560,10 @@ pub fn check_partition(m: &Model, p: u16, got: &[(u64, Vec<u8>)], wal: &Wal, liv
         }
         present.insert(i);
     }
-    // Every acknowledged record that nothing may have removed is there.
+    // Every durable record that nothing may have removed is there.
     for (i, w) in &ws {
         // A truncate that failed may still have removed what it was asked to.
-        if w.st != St::Acked || removed_by(w, false) || later_same_lsn(w, true) {
+        if !durable(w) || removed_by(w, false) || later_same_lsn(w, true) {
             continue;
         }
         if purged(w) {
@@ -591,7 +608,7 @@ pub fn check_partition(m: &Model, p: u16, got: &[(u64, Vec<u8>)], wal: &Wal, liv
     }
     let floor = ws
         .iter()
-        .filter(|(_, w)| w.st == St::Acked && !removed_by(w, false))
+        .filter(|(_, w)| durable(w) && !removed_by(w, false))
         .map(|(_, w)| w.lsn)
         .max()
         .unwrap_or(0);
@@ -700,8 +717,8 @@ pub type Workload = fn(&mut Driver, u64);
 pub fn workload(d: &mut Driver, seed: u64) {
     let mut r = Rand(seed | 1);
     for round in 0..5 {
-        d.append(0, r.range(100, 220));
-        d.append(0, r.range(100, 220));
+        d.append(0, r.range(160, 260));
+        d.append(0, r.range(160, 260));
         let lens: Vec<usize> = (0..4).map(|_| r.range(60, 120)).collect();
         d.batch(1, &lens);
         d.append(2, r.range(150, 300));
@@ -709,6 +726,9 @@ pub fn workload(d: &mut Driver, seed: u64) {
             d.batch(2, &[0, 20]);
         }
         d.wait();
+        if round == 3 {
+            d.sync();
+        }
     }
     // Purge below the third segment of partition 0.
     if let Ok(segs) = d.wal.segments(0) {
@@ -729,6 +749,7 @@ pub fn workload(d: &mut Driver, seed: u64) {
         d.append(1, r.range(10, 50));
         d.wait();
     }
+    d.sync();
     // Truncate partition 0 at a record boundary.
     if let Ok(last) = d.wal.last_lsn(0) {
         if last > 2 {
