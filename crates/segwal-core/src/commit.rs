@@ -312,15 +312,9 @@ impl Writer<'_> {
             salt: header.salt,
             marks: Vec::new(),
         });
-        self.active = Some(Active {
-            file,
-            index,
-            salt: header.salt,
-            first_lsn,
-            offset: SEGMENT_HEADER_LEN as u64,
-            dirty: true,
-            last_mark: None,
-        });
+        let mut started = Active::resume(file, index, header.salt, first_lsn, SEGMENT_HEADER_LEN as u64);
+        started.dirty = true; // the header is not synced yet
+        self.active = Some(started);
         self.next_index = index + 1;
         Ok(())
     }
@@ -508,15 +502,7 @@ impl Writer<'_> {
             let file = fs
                 .open(&dir.join(&name), true)
                 .map_err(|e| Error::io(&e, format!("opening {name}")))?;
-            self.active = Some(Active {
-                file,
-                index,
-                salt,
-                first_lsn,
-                offset: bytes,
-                dirty: false,
-                last_mark: None,
-            });
+            self.active = Some(Active::resume(file, index, salt, first_lsn, bytes));
         }
         if let Some(a) = self.active.as_mut() {
             let name = format::segment_file_name(self.p.id, a.index);

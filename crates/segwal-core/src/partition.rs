@@ -40,6 +40,21 @@ pub struct Active {
     pub last_mark: Option<u64>,
 }
 
+impl Active {
+    /// A segment taken up for appending at `offset`, with nothing unsynced in it.
+    pub fn resume(file: Arc<dyn FsFile>, index: u64, salt: u32, first_lsn: u64, offset: u64) -> Active {
+        Active {
+            file,
+            index,
+            salt,
+            first_lsn,
+            offset,
+            dirty: false,
+            last_mark: None,
+        }
+    }
+}
+
 pub struct PState {
     // Handed out on the JS thread.
     /// LSN the next append gets.

@@ -170,15 +170,7 @@ impl PartitionRecovery<'_> {
         st.acked_lsn = last_lsn;
         st.log_start = metas[0].first_lsn;
         st.segs = metas;
-        st.active = Some(Active {
-            file,
-            index,
-            salt,
-            first_lsn,
-            offset: bytes,
-            dirty: false,
-            last_mark: None,
-        });
+        st.active = Some(Active::resume(file, index, salt, first_lsn, bytes));
         Ok(Some(st))
     }
 

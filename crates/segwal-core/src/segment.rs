@@ -158,62 +158,101 @@ pub struct Scan {
     pub marks: Vec<(u64, u64)>,
 }
 
-/// Scans frames from `start` to `end` (the logical size), in large reads.
+/// Walks frames forward from a known frame boundary, reading the file in large chunks:
+/// the one loop behind scans, seeks and position checks.
+pub struct FrameWalk<'a> {
+    file: &'a dyn FsFile,
+    salt: u32,
+    end: u64,
+    chunk: usize,
+    buf: Vec<u8>,
+    buf_at: u64,
+    /// Offset of the next frame.
+    pub pos: u64,
+}
+
+impl<'a> FrameWalk<'a> {
+    pub fn new(file: &'a dyn FsFile, salt: u32, from: u64, end: u64, chunk: usize) -> FrameWalk<'a> {
+        FrameWalk {
+            file,
+            salt,
+            end,
+            chunk,
+            buf: Vec::new(),
+            buf_at: from,
+            pos: from,
+        }
+    }
+
+    /// The frame at `pos` (its offset, header and bytes), moving past it; `None` at the
+    /// end; `Some(Err(why))` where no valid frame starts (then `pos` stays there).
+    #[allow(clippy::type_complexity)]
+    pub fn next_frame(
+        &mut self,
+    ) -> std::io::Result<Option<std::result::Result<(u64, FrameInfo, &[u8]), &'static str>>> {
+        loop {
+            if self.pos >= self.end {
+                return Ok(None);
+            }
+            let rel = (self.pos - self.buf_at) as usize;
+            let window = self.buf.get(rel..).unwrap_or(&[]);
+            match format::decode(window, self.salt, self.end - self.pos) {
+                Decoded::Frame(f) => {
+                    let at = self.pos;
+                    self.pos += f.frame_len as u64;
+                    let rel = (at - self.buf_at) as usize;
+                    return Ok(Some(Ok((at, f, &self.buf[rel..rel + f.frame_len]))));
+                }
+                Decoded::NeedMore(need) if self.pos + need as u64 <= self.end && need > window.len() => {
+                    let want = need.max(self.chunk).min((self.end - self.pos) as usize);
+                    self.buf.clear();
+                    self.buf.resize(want, 0);
+                    let got = self.file.read_full_at(&mut self.buf, self.pos)?;
+                    self.buf.truncate(got);
+                    self.buf_at = self.pos;
+                    if got < need {
+                        return Ok(Some(Err("segment ends inside a record")));
+                    }
+                }
+                Decoded::NeedMore(_) => return Ok(Some(Err("segment ends inside a record"))),
+                Decoded::Invalid(why) => return Ok(Some(Err(why))),
+            }
+        }
+    }
+}
+
+/// Scans frames from `start` to `end` (the logical size), checking LSN continuity.
 pub fn scan(file: &dyn FsFile, salt: u32, start: u64, end: u64, expect_lsn: u64) -> std::io::Result<Scan> {
-    const CHUNK: usize = 1 << 20;
     let mut s = Scan {
         good_end: start,
         good_last_lsn: expect_lsn - 1,
         stopped: None,
         marks: Vec::new(),
     };
-    let mut pos = start;
+    let mut walk = FrameWalk::new(file, salt, start, end, 1 << 20);
     let mut lsn = expect_lsn;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut buf_at = start;
     let mut last_mark = 0u64;
-    while pos < end {
-        let rel = (pos - buf_at) as usize;
-        let avail = buf.len() - rel;
-        let decoded = format::decode(&buf[rel..], salt, end - pos);
-        match decoded {
-            Decoded::Frame(f) if f.lsn == lsn => {
-                if pos >= last_mark + MARK_EVERY || s.marks.is_empty() {
-                    s.marks.push((lsn, pos));
-                    last_mark = pos;
-                }
-                pos += f.frame_len as u64;
-                if f.batch_left == 0 {
-                    s.good_end = pos;
-                    s.good_last_lsn = lsn;
-                }
-                lsn += 1;
-            }
-            Decoded::Frame(_) => {
-                s.stopped = Some((pos, "record out of LSN order"));
+    while let Some(step) = walk.next_frame()? {
+        let (at, f) = match step {
+            Ok((at, f, _)) if f.lsn == lsn => (at, f),
+            Ok((at, _, _)) => {
+                s.stopped = Some((at, "record out of LSN order"));
                 break;
             }
-            Decoded::NeedMore(need) if (pos + need as u64) <= end && need > avail => {
-                let want = need.max(CHUNK).min((end - pos) as usize);
-                buf.clear();
-                buf.resize(want, 0);
-                let got = file.read_full_at(&mut buf, pos)?;
-                buf.truncate(got);
-                buf_at = pos;
-                if got < need {
-                    s.stopped = Some((pos, "segment ends inside a record"));
-                    break;
-                }
-            }
-            Decoded::NeedMore(_) => {
-                s.stopped = Some((pos, "segment ends inside a record"));
+            Err(why) => {
+                s.stopped = Some((walk.pos, why));
                 break;
             }
-            Decoded::Invalid(why) => {
-                s.stopped = Some((pos, why));
-                break;
-            }
+        };
+        if at >= last_mark + MARK_EVERY || s.marks.is_empty() {
+            s.marks.push((lsn, at));
+            last_mark = at;
         }
+        if f.batch_left == 0 {
+            s.good_end = walk.pos;
+            s.good_last_lsn = lsn;
+        }
+        lsn += 1;
     }
     Ok(s)
 }
@@ -351,52 +390,35 @@ pub fn find_frame(
     (from_lsn, target): (u64, Target),
     mut marks: Option<&mut Vec<(u64, u64)>>,
 ) -> std::io::Result<std::result::Result<(u64, Vec<u8>), Damage>> {
-    let mut last_mark = from;
-    const CHUNK: usize = 256 << 10;
-    let mut pos = from;
+    let mut walk = FrameWalk::new(file, salt, from, end, 256 << 10);
     let mut lsn = from_lsn;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut buf_at = from;
-    while pos < end {
+    let mut last_mark = from;
+    loop {
         if let Target::Offset(o) = target {
-            if pos > o {
+            if walk.pos > o {
                 return Ok(Err((o, NOT_A_BOUNDARY)));
             }
         }
-        let rel = (pos - buf_at) as usize;
-        let window = if rel <= buf.len() { &buf[rel..] } else { &[][..] };
-        match format::decode(window, salt, end - pos) {
-            Decoded::Frame(f) if f.lsn != lsn => return Ok(Err((pos, "record out of LSN order"))),
-            Decoded::Frame(f) if target == Target::Lsn(f.lsn) || target == Target::Offset(pos) => {
-                return Ok(Ok((pos, window[..f.frame_len].to_vec())))
+        match walk.next_frame()? {
+            None => break,
+            Some(Err(why)) => return Ok(Err((walk.pos, why))),
+            Some(Ok((at, f, _))) if f.lsn != lsn => return Ok(Err((at, "record out of LSN order"))),
+            Some(Ok((at, f, bytes))) if target == Target::Lsn(f.lsn) || target == Target::Offset(at) => {
+                return Ok(Ok((at, bytes.to_vec())))
             }
-            Decoded::Frame(f) => {
+            Some(Ok((at, _, _))) => {
                 if let Some(m) = marks.as_deref_mut() {
-                    if pos >= last_mark + MARK_EVERY {
-                        m.push((lsn, pos));
-                        last_mark = pos;
+                    if at >= last_mark + MARK_EVERY {
+                        m.push((lsn, at));
+                        last_mark = at;
                     }
                 }
-                pos += f.frame_len as u64;
                 lsn += 1;
             }
-            Decoded::NeedMore(need) if pos + need as u64 <= end && need > window.len() => {
-                let want = need.max(CHUNK).min((end - pos) as usize);
-                buf.clear();
-                buf.resize(want, 0);
-                let got = file.read_full_at(&mut buf, pos)?;
-                buf.truncate(got);
-                buf_at = pos;
-                if got < need {
-                    return Ok(Err((pos, "segment ends inside a record")));
-                }
-            }
-            Decoded::NeedMore(_) => return Ok(Err((pos, "segment ends inside a record"))),
-            Decoded::Invalid(why) => return Ok(Err((pos, why))),
         }
     }
     match target {
         Target::Offset(o) => Ok(Err((o, NOT_A_BOUNDARY))),
-        Target::Lsn(_) => Ok(Err((pos, "record not found in its segment"))),
+        Target::Lsn(_) => Ok(Err((walk.pos, "record not found in its segment"))),
     }
 }

@@ -148,15 +148,7 @@ pub(crate) fn truncate_after(
     if inner.opts.preallocate {
         let _ = segment::preallocate_file(file.as_ref(), inner.opts.segment_size.max(cut));
     }
-    *active = Some(Active {
-        file,
-        index: keep.index,
-        salt: keep.salt,
-        first_lsn,
-        offset: cut,
-        dirty: false,
-        last_mark: None,
-    });
+    *active = Some(Active::resume(file, keep.index, keep.salt, first_lsn, cut));
     *next_index = keep.index + 1;
     let mut st = p.lock();
     st.next_index = *next_index;
