@@ -139,6 +139,9 @@ impl Inner {
     }
 }
 
+/// Bytes written between writeback hints when rounds are not synced.
+const WRITEBACK_EVERY: u64 = 1 << 20;
+
 /// Staged bytes one round takes at most, so that one acknowledgement (and the promises
 /// the caller resolves for it at once) stays bounded however much is queued, and so
 /// that only the last `ROUND_BYTES` of a segment can be unsynced when the power goes
@@ -262,6 +265,13 @@ impl Writer<'_> {
             .counters
             .bytes_written
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        // Without a sync per round, dirty pages pile up until rotation's fdatasync, which
+        // then stalls the writer for the whole segment; start their writeback as we go
+        // (as RocksDB's bytes_per_sync does), so that fdatasync finds little left to do.
+        if self.inner.opts.sync != SyncMode::Always && a.offset - a.writeback_from >= WRITEBACK_EVERY {
+            let _ = a.file.start_writeback(a.writeback_from, a.offset - a.writeback_from);
+            a.writeback_from = a.offset;
+        }
         Ok(())
     }
 

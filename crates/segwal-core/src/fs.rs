@@ -35,6 +35,12 @@ pub trait FsFile: Send + Sync {
     /// Reserves space up to `len` without changing the logical size.
     fn preallocate(&self, len: u64) -> io::Result<()>;
 
+    /// Starts writeback of a written range without waiting for it (a hint: durability
+    /// still comes only from `sync_data`).
+    fn start_writeback(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Reads until `buf` is full or the file ends; returns the bytes read.
     fn read_full_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut done = 0;
@@ -145,5 +151,20 @@ impl FsFile for OsFile {
     #[cfg(not(target_os = "linux"))]
     fn preallocate(&self, _len: u64) -> io::Result<()> {
         Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else {
+            return Ok(());
+        };
+        // SAFETY: sync_file_range on a descriptor we own; no memory is passed.
+        let r = unsafe { libc::sync_file_range(self.0.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }

@@ -38,6 +38,8 @@ pub struct Active {
     pub dirty: bool,
     /// Offset of the last seek point recorded in this segment.
     pub last_mark: Option<u64>,
+    /// Where writeback was last started (see `commit::WRITEBACK_EVERY`).
+    pub writeback_from: u64,
 }
 
 impl Active {
@@ -51,6 +53,7 @@ impl Active {
             offset,
             dirty: false,
             last_mark: None,
+            writeback_from: offset,
         }
     }
 }
