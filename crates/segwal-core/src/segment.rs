@@ -299,16 +299,27 @@ pub fn tail_is_intact(
 }
 
 /// Whether damage at `at` in the newest segment is a torn tail (cut it) rather than a
-/// hole in the middle of the log (an error): nothing valid follows it, or a whole
-/// zero page lies between it and the next valid frame. Writeback after a power loss may
-/// persist later pages of an unfinished write and not earlier ones, which read back as
-/// zeros; a page once written and synced does not turn to zeros, so records after such
-/// a hole were never acknowledged. Bit rot, by contrast, leaves no zero page.
+/// hole in the middle of the log (an error): nothing valid follows it, or zeros from it
+/// to the end of its page, or a whole zero page, lie between it and the next valid
+/// frame. Writeback after a power loss may persist later pages of an unfinished write
+/// and not earlier ones, which read back as zeros; a page once written and synced does
+/// not turn to zeros, so records after such a hole were never acknowledged. Bit rot, by
+/// contrast, leaves no zero page.
 pub fn damage_is_torn(file: &dyn FsFile, salt: u32, at: u64, end: u64, min_lsn: u64) -> std::io::Result<bool> {
     let Some(next) = valid_frame_after(file, salt, at, end, min_lsn)? else {
         return Ok(true);
     };
     const PAGE: u64 = 4096;
+    // A round rarely starts on a page boundary: when the page holding its start was not
+    // written back but later ones were, the hole is the rest of that page. A frame never
+    // reads as zeros (its kind and trailer are not zero), so zeros from the damage to the
+    // end of its page were never a synced record either.
+    if !at.is_multiple_of(PAGE) {
+        let mut rest = vec![0u8; (PAGE - at % PAGE) as usize];
+        if file.read_full_at(&mut rest, at)? == rest.len() && rest.iter().all(|&b| b == 0) {
+            return Ok(true);
+        }
+    }
     let mut page = at.div_ceil(PAGE) * PAGE;
     let mut buf = vec![0u8; PAGE as usize];
     while page + PAGE <= next {
