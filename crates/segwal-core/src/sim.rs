@@ -188,6 +188,26 @@ impl Rng {
     }
 }
 
+/// The content after writeback persisted a random subset of the pages that differ
+/// between what was synced (`durable`) and what was written (`data`).
+fn reordered_pages(rng: &mut Rng, durable: &[u8], data: &[u8]) -> Vec<u8> {
+    const PAGE: usize = 4096;
+    let pages = data.len().max(durable.len()).div_ceil(PAGE);
+    let kept: Vec<bool> = (0..pages).map(|_| rng.next().is_multiple_of(2)).collect();
+    let mut len = durable.len();
+    for (p, &k) in kept.iter().enumerate() {
+        if k {
+            len = len.max(data.len().min((p + 1) * PAGE));
+        }
+    }
+    (0..len)
+        .map(|i| {
+            let from = if kept[i / PAGE] { data } else { durable };
+            from.get(i).copied().unwrap_or(0)
+        })
+        .collect()
+}
+
 /// How much of a write of `len` bytes at `off` a tear keeps: any byte count, or (as
 /// often) one ending on an 8-byte boundary (where frames end) or on a 512-byte sector.
 fn torn_len(rng: &mut Rng, off: u64, len: usize) -> usize {
@@ -338,7 +358,7 @@ impl SimFs {
 
     /// The durable state only, as after a power cut. The capacity limit carries over.
     pub fn power_loss(&self) -> SimFs {
-        self.power_loss_with(None)
+        self.power_loss_with(None, false)
     }
 
     /// Like `power_loss`, but a random prefix (seeded) of each file's unsynced changes
@@ -346,10 +366,19 @@ impl SimFs {
     /// may be a torn write: part of its bytes (often up to an 8-byte or 512-byte
     /// boundary), then zeros where the size grew but the data did not land.
     pub fn power_loss_torn(&self, seed: u64) -> SimFs {
-        self.power_loss_with(Some(seed))
+        self.power_loss_with(Some(seed), false)
     }
 
-    fn power_loss_with(&self, seed: Option<u64>) -> SimFs {
+    /// Like `power_loss_torn`, but unsynced writes reach the disk page by page (4 KiB) in
+    /// any order, as writeback does: each page of a file holds either its new content or
+    /// what was synced there before (zeros past the synced end), independently of the
+    /// others, so a later page of a write can be there while an earlier one is not.
+    /// (Files with an unsynced `set_len` keep a torn prefix instead.)
+    pub fn power_loss_reordered(&self, seed: u64) -> SimFs {
+        self.power_loss_with(Some(seed), true)
+    }
+
+    fn power_loss_with(&self, seed: Option<u64>, reorder: bool) -> SimFs {
         let st = self.st();
         let mut rng = Rng(seed.unwrap_or(0) ^ 0x5eed);
         let mut new = State {
@@ -371,7 +400,10 @@ impl SimFs {
                 }
                 let Some(old) = st.inodes.get(&ino) else { continue };
                 let mut data = old.durable.clone();
-                if seed.is_some() && !old.pending.is_empty() {
+                let writes_only = old.pending.iter().all(|op| matches!(op, FileOp::Write { .. }));
+                if reorder && !old.pending.is_empty() && writes_only {
+                    data = reordered_pages(&mut rng, &old.durable, &old.data);
+                } else if seed.is_some() && !old.pending.is_empty() {
                     let k = rng.upto(old.pending.len());
                     for op in &old.pending[..k] {
                         apply(&mut data, op);

@@ -558,3 +558,63 @@ fn crash_right_after_rotation() {
 fn frame_overhead_is_what_the_tests_assume() {
     assert_eq!(FRAME_OVERHEAD, 32);
 }
+
+/// Writeback after a power loss persisted the later pages of the last round and not the
+/// page where it starts (which keeps what was synced before it: the earlier records, then
+/// zeros). Open takes it for a torn tail (those records were never acknowledged) and cuts
+/// at the round's start. Zeros that do not run to the end of their page, with valid
+/// records after them, stay damage in the middle of the log.
+#[test]
+fn writeback_hole_in_the_first_page_of_a_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = Options {
+        segment_size: 64 << 10,
+        ..o(false)
+    };
+    let w = TestWal::open(dir.path(), big.clone()).unwrap();
+    for i in 1..=40u64 {
+        w.append(0, &payload(0, i, 300));
+    }
+    let name = w.wal.segments(0).unwrap()[0].file.clone();
+    w.wal.close().unwrap();
+    drop(w);
+    let files = snapshot(dir.path());
+    let full = files[&name].clone();
+    let frame = 24 + 304 + 8;
+    // A record (k) past the first page, starting at least a frame before a page boundary.
+    let k = (1..=40u64)
+        .find(|k| {
+            let at = 64 + (k - 1) as usize * frame;
+            at > 4096 && !at.is_multiple_of(4096) && 4096 - at % 4096 > frame
+        })
+        .unwrap();
+    let at = 64 + (k - 1) as usize * frame;
+    let page_end = (at / 4096 + 1) * 4096;
+    assert!(full.len() > page_end + 2 * frame);
+
+    let mut hole = full.clone();
+    hole[at..page_end].fill(0);
+    let mut f = files.clone();
+    f.insert(name.clone(), hole);
+    for real in [true, false] {
+        let place = Place::new(&f, real);
+        let wal = place.open(big.clone()).unwrap_or_else(|e| panic!("real {real}: {e}"));
+        assert_eq!(wal.last_lsn(0).unwrap(), k - 1);
+        assert_eq!(wal.recovery()[0].truncated_bytes, (full.len() - at) as u64);
+        let (got, err) = read_until_error(&wal);
+        assert!(err.is_none(), "real {real}: {err:?}");
+        assert_eq!(got.len() as u64, k - 1);
+    }
+
+    // Zeros that stop short of the page end: not a writeback hole.
+    let mut rot = full.clone();
+    rot[at..at + 100].fill(0);
+    let mut f = files.clone();
+    f.insert(name.clone(), rot);
+    let e = Place::new(&f, true)
+        .open(big.clone())
+        .err()
+        .expect("damage in the middle");
+    assert_corruption(&e, &name, "zeros inside a page");
+    assert_eq!(e.offset, Some(at as u64));
+}

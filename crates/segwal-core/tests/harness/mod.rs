@@ -784,3 +784,20 @@ pub fn workload_purged_then_emptied(d: &mut Driver, seed: u64) {
     d.append(5, 41);
     d.wait();
 }
+
+/// Rounds of several pages each (batches and appends of ~500 bytes), for writeback
+/// reordering: a round's pages may reach the disk in any order.
+pub fn workload_pages(d: &mut Driver, seed: u64) {
+    let mut r = Rand(seed | 1);
+    for round in 0..12 {
+        let lens: Vec<usize> = (0..8).map(|_| r.range(300, 700)).collect();
+        d.batch(0, &lens);
+        for _ in 0..6 {
+            d.append(0, r.range(200, 900));
+        }
+        if round % 4 == 3 {
+            d.append(1, 5000);
+        }
+        d.wait();
+    }
+}
