@@ -237,12 +237,15 @@ impl Writer<'_> {
             i += n;
         }
         self.write_run(&f.buf[run..at])?;
-        // Hand the buffers back for the next appends: no regrowth (and page faults) per round.
-        let mut st = self.p.lock();
-        if st.free_frames.is_none() {
+        // Hand a normal-sized buffer back for the next appends: no regrowth (and page
+        // faults) per round. A huge one (one big record) is freed, outside the lock.
+        if f.buf.capacity() <= 4 << 20 {
             f.buf.clear();
             f.recs.clear();
-            st.free_frames = Some(f);
+            let mut st = self.p.lock();
+            if st.free_frames.is_none() {
+                st.free_frames = Some(f);
+            }
         }
         Ok(())
     }

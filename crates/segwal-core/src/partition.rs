@@ -130,14 +130,15 @@ impl PState {
         (i > 0).then(|| i - 1)
     }
 
-    /// Appends one staged frame (see `format::push_frame`) to the queue's last run.
+    /// The run the next staged frames go to: the queue's last one, unless it holds a
+    /// control item or `STAGE_CAP` bytes already (a new run then, so that no append
+    /// regrows and copies a multi-MiB buffer on the caller's thread). A new run reuses
+    /// a buffer a writer handed back.
     pub fn frames_mut(&mut self) -> &mut Frames {
-        if !matches!(self.queue.back(), Some(Item::Frames(_))) {
-            let generation = self.generation;
-            self.queue.push_back(Item::Frames(Frames {
-                generation,
-                ..Frames::default()
-            }));
+        if !matches!(self.queue.back(), Some(Item::Frames(f)) if f.buf.len() < STAGE_CAP) {
+            let mut f = self.free_frames.take().unwrap_or_default();
+            f.generation = self.generation;
+            self.queue.push_back(Item::Frames(f));
         }
         match self.queue.back_mut() {
             Some(Item::Frames(f)) => f,
@@ -221,6 +222,9 @@ pub struct PurgeResult {
     pub bytes_freed: u64,
     pub first_lsn: u64,
 }
+
+/// Bytes after which staged frames go to a new run (see `PState::frames_mut`).
+const STAGE_CAP: usize = 1 << 20;
 
 /// A one-shot result slot a blocked caller waits on.
 pub struct Done<T> {
