@@ -183,8 +183,27 @@ impl Wal {
                 return Err(Error::invalid("sync.intervalMs must be a positive number"));
             }
         }
+        // A directory is durable only once its parent is synced (its entry is in the
+        // parent): without that, a power loss could take a new WAL whole, acknowledged
+        // records included. Levels made here must be synced; the WAL directory's own
+        // entry is synced at every open too, best effort if it already existed (the
+        // caller may have made it, or an open that failed before syncing it).
+        let made: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && fs.list_dir(a).is_err())
+            .map(Path::to_path_buf)
+            .collect();
         fs.create_dir_all(&dir)
             .map_err(|e| Error::io(&e, format!("creating {}", dir.display())))?;
+        for parent in made.iter().filter_map(|d| parent_dir(d)) {
+            fs.sync_dir(&parent)
+                .map_err(|e| Error::io(&e, format!("syncing {}", parent.display())))?;
+        }
+        if made.is_empty() {
+            if let Some(parent) = parent_dir(&dir) {
+                let _ = fs.sync_dir(&parent);
+            }
+        }
         let lock = fs
             .lock_dir(&dir)
             .map_err(|e| Error::io(&e, format!("locking {}", dir.display())))?;
@@ -521,6 +540,16 @@ impl Drop for Wal {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// The directory holding `d` (`.` for a relative name with no parent part).
+fn parent_dir(d: &Path) -> Option<PathBuf> {
+    let p = d.parent()?;
+    Some(if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p.to_path_buf()
+    })
 }
 
 fn lsn_out_of_range(lsn: u64, last: u64) -> Error {
