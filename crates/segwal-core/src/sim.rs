@@ -3,7 +3,8 @@
 //! Every file has the content a reader sees (volatile) and the content that would survive
 //! a power cut (durable); `sync_data` moves one to the other. Directory entries work the
 //! same way: `create` and `remove` change what `list_dir`/`open` see at once, and only
-//! `sync_dir` makes them durable. `SimFs::power_loss` returns a new file system holding
+//! `sync_dir` makes them durable; a directory made by `create_dir_all` survives a power
+//! cut only once its parent was synced (its entry is in the parent, as with mkdir). `SimFs::power_loss` returns a new file system holding
 //! only the durable state (optionally plus a random prefix of what was not synced, to
 //! model torn writes), with every lock released.
 //!
@@ -86,6 +87,8 @@ struct Dir {
     live: BTreeMap<String, Ino>,
     durable: BTreeMap<String, Ino>,
     pending: Vec<DirOp>,
+    /// Made by `create_dir_all` and its parent not synced since: gone after a power loss.
+    entry_pending: bool,
 }
 
 #[derive(Default)]
@@ -387,6 +390,13 @@ impl SimFs {
             ..State::default()
         };
         for (path, d) in &st.dirs {
+            // A directory whose entry (or an ancestor's) never became durable is gone.
+            if path
+                .ancestors()
+                .any(|a| st.dirs.get(a).is_some_and(|x| x.entry_pending))
+            {
+                continue;
+            }
             let mut entries = d.durable.clone();
             if seed.is_some() {
                 let k = rng.upto(d.pending.len());
@@ -443,6 +453,7 @@ impl SimFs {
                     live: entries.clone(),
                     durable: entries,
                     pending: Vec::new(),
+                    entry_pending: false,
                 },
             );
         }
@@ -518,8 +529,16 @@ impl Fs for SimFs {
         let mut st = self.shared.lock_slow();
         st.op(|| format!("create_dir_all {}", dir.display()))?;
         for a in dir.ancestors() {
-            if !a.as_os_str().is_empty() {
-                st.dirs.entry(a.to_path_buf()).or_default();
+            if !a.as_os_str().is_empty() && !st.dirs.contains_key(a) {
+                // Like mkdir: the new entry is in the parent, durable once it is synced.
+                let pending = a.parent().is_some_and(|p| !p.as_os_str().is_empty());
+                st.dirs.insert(
+                    a.to_path_buf(),
+                    Dir {
+                        entry_pending: pending,
+                        ..Dir::default()
+                    },
+                );
             }
         }
         Ok(())
@@ -589,9 +608,17 @@ impl Fs for SimFs {
         if let Some(errno) = st.fail_next_sync_dir.take() {
             return Err(err(errno));
         }
+        if dir == Path::new(".") && !st.dirs.contains_key(dir) {
+            return Ok(()); // the working directory of a relative path: always durable here
+        }
         let d = st.dirs.get_mut(dir).ok_or_else(|| err(libc::ENOENT))?;
         for op in std::mem::take(&mut d.pending) {
             apply_dir(&mut d.durable, &op);
+        }
+        for (path, child) in st.dirs.iter_mut() {
+            if path.parent() == Some(dir) {
+                child.entry_pending = false;
+            }
         }
         Ok(())
     }

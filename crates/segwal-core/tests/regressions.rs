@@ -224,3 +224,20 @@ fn sync_none_power_loss_with_a_spare_ahead_of_an_unsynced_header() {
         "sync none, spare ahead of an unsynced header".into()
     });
 }
+
+/// A WAL directory made by open was never made durable in its parent: after a power
+/// loss the whole new WAL could be gone, acknowledged records included.
+#[test]
+fn a_new_wal_directory_survives_a_power_loss() {
+    for path in ["/data/deep/wal", "rel-wal"] {
+        let fs = SimFs::new();
+        let wal = segwal_core::Wal::open_with(path, sim_opts(1024, true), std::sync::Arc::new(fs.clone())).unwrap();
+        let mut d = Driver::new(wal);
+        assert_eq!(d.append(0, 100), Some(1));
+        d.wait();
+        assert_eq!(d.status(0, 1), Some(St::Acked));
+        let lost = fs.power_loss();
+        let wal = segwal_core::Wal::open_with(path, sim_opts(1024, true), std::sync::Arc::new(lost)).unwrap();
+        assert_eq!(wal.last_lsn(0).unwrap(), 1, "{path}");
+    }
+}

@@ -15,6 +15,7 @@ fn only_synced_content_and_entries_survive() {
     let fs = SimFs::new();
     let d = Path::new("/w");
     fs.create_dir_all(d).unwrap();
+    fs.sync_dir(Path::new("/")).unwrap();
     let a = fs.create(&d.join("a")).unwrap();
     a.write_all_at(b"hello", 0).unwrap();
     a.sync_data().unwrap();
@@ -41,6 +42,7 @@ fn set_len_is_durable_only_when_synced() {
     let fs = SimFs::new();
     let d = Path::new("/w");
     fs.create_dir_all(d).unwrap();
+    fs.sync_dir(Path::new("/")).unwrap();
     let a = fs.create(&d.join("a")).unwrap();
     fs.sync_dir(d).unwrap();
     a.write_all_at(&[7u8; 100], 0).unwrap();
@@ -57,6 +59,7 @@ fn torn_power_loss_keeps_a_prefix_of_unsynced_changes() {
     let fs = SimFs::new();
     let d = Path::new("/w");
     fs.create_dir_all(d).unwrap();
+    fs.sync_dir(Path::new("/")).unwrap();
     let a = fs.create(&d.join("a")).unwrap();
     fs.sync_dir(d).unwrap();
     a.write_all_at(b"0123", 0).unwrap();
@@ -90,11 +93,12 @@ fn faults() {
     let fs = SimFs::new();
     let d = Path::new("/w");
     fs.create_dir_all(d).unwrap(); // op 0
-    let a = fs.create(&d.join("a")).unwrap(); // op 1
-    fs.fail_op(3, libc::EIO);
-    a.write_all_at(b"x", 0).unwrap(); // op 2
-    assert_eq!(errno(a.write_all_at(b"y", 1).unwrap_err()), libc::EIO); // op 3
-    a.write_all_at(b"z", 1).unwrap(); // op 4
+    fs.sync_dir(Path::new("/")).unwrap(); // op 1
+    let a = fs.create(&d.join("a")).unwrap(); // op 2
+    fs.fail_op(4, libc::EIO);
+    a.write_all_at(b"x", 0).unwrap(); // op 3
+    assert_eq!(errno(a.write_all_at(b"y", 1).unwrap_err()), libc::EIO); // op 4
+    a.write_all_at(b"z", 1).unwrap(); // op 5
     assert_eq!(fs.read_file(&d.join("a")).unwrap(), b"xz");
     // A failed fsync loses its writes for good, though reads still see them.
     fs.sync_dir(d).unwrap();
@@ -125,6 +129,7 @@ fn capacity_counts_sizes_and_preallocation() {
     let fs = SimFs::new();
     let d = Path::new("/w");
     fs.create_dir_all(d).unwrap();
+    fs.sync_dir(Path::new("/")).unwrap();
     fs.set_capacity(Some(1000));
     let a = fs.create(&d.join("a")).unwrap();
     a.preallocate(600).unwrap();
@@ -157,6 +162,7 @@ fn locks_and_errors() {
     let fs = SimFs::new();
     let d = Path::new("/w");
     fs.create_dir_all(d).unwrap();
+    fs.sync_dir(Path::new("/")).unwrap();
     let g = fs.lock_dir(d).unwrap().expect("first lock");
     assert!(fs.lock_dir(d).unwrap().is_none());
     // Power loss releases every lock.
@@ -171,4 +177,24 @@ fn locks_and_errors() {
     assert_eq!(errno(fs.create(&d.join("a")).err().unwrap()), libc::EEXIST);
     let ro = fs.open(&d.join("a"), false).unwrap();
     assert_eq!(errno(ro.write_all_at(b"x", 0).unwrap_err()), libc::EBADF);
+}
+
+#[test]
+fn a_new_directory_is_durable_once_its_parent_is_synced() {
+    let fs = SimFs::new();
+    let d = Path::new("/top/w");
+    fs.create_dir_all(d).unwrap();
+    let a = fs.create(&d.join("a")).unwrap();
+    a.write_all_at(b"x", 0).unwrap();
+    a.sync_data().unwrap();
+    fs.sync_dir(d).unwrap();
+    // The file is durable in its directory, but the directory itself is not.
+    assert!(fs.power_loss().read_file(&d.join("a")).is_none());
+    fs.sync_dir(Path::new("/top")).unwrap();
+    assert!(
+        fs.power_loss().read_file(&d.join("a")).is_none(),
+        "/top's own entry is not durable"
+    );
+    fs.sync_dir(Path::new("/")).unwrap();
+    assert_eq!(fs.power_loss().read_file(&d.join("a")).unwrap(), b"x");
 }
