@@ -535,8 +535,8 @@ fn main() {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n{:<20} {:<15} {:>12} {:>10} {:>11} {:>14}  {}",
-        "workload", "system", "records/s", "MiB/s", "median ms", "segwal ratio", "runs (ms)"
+        "\n{:<20} {:<15} {:>12} {:>10} {:>11} {:>14}  runs (ms)",
+        "workload", "system", "records/s", "MiB/s", "median ms", "segwal ratio"
     );
     println!("{}", "-".repeat(110));
     let mut last = "";
