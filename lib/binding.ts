@@ -4,35 +4,10 @@
  * Nothing else lives here.
  */
 import { join } from 'node:path'
+import type { PurgeResult, SegmentInfo, WalStats } from './types'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown
-
-/** Result of `NativeWal.purgeBefore`. */
-export interface NativePurgeResult {
-  segmentsDeleted: number
-  bytesFreed: number
-  firstLsn: number
-}
-
-/** One segment file as the binding reports it. */
-export interface NativeSegmentInfo {
-  index: number
-  file: string
-  firstLsn: number
-  lastLsn: number
-  bytes: number
-  active: boolean
-}
-
-/** Statistics as the binding reports them. */
-export interface NativeStats {
-  partitions: Array<{ partition: number; firstLsn: number; lastLsn: number; segments: number; bytes: number }>
-  appends: number
-  batches: number
-  syncs: number
-  bytesWritten: number
-}
 
 /** A batch read by a `NativeReader`: absent `data`/`meta` = caught up. */
 export interface NativeBatch {
@@ -79,13 +54,13 @@ export interface NativeBinding {
   appendBatch(wal: WalHandle, partition: number, data: Uint8Array, lengths: Uint32Array): number
   sync(wal: WalHandle): Promise<void>
   truncateAfter(wal: WalHandle, partition: number, lsn: number): Promise<void>
-  purgeBefore(wal: WalHandle, partition: number, minLsn: number): Promise<NativePurgeResult>
+  purgeBefore(wal: WalHandle, partition: number, minLsn: number): Promise<PurgeResult>
   close(wal: WalHandle): Promise<void>
   firstLsn(wal: WalHandle, partition: number): number
   lastLsn(wal: WalHandle, partition: number): number
   partitions(wal: WalHandle): number[]
-  segments(wal: WalHandle, partition: number): NativeSegmentInfo[]
-  stats(wal: WalHandle): NativeStats
+  segments(wal: WalHandle, partition: number): SegmentInfo[]
+  stats(wal: WalHandle): WalStats
   openReader(wal: WalHandle, partition: number, fromLsn: number, usePosition: boolean, segment: number, offset: number): Promise<ReaderHandle>
   readerNext(reader: ReaderHandle, maxBytes: number): Promise<NativeBatch>
   readerRelease(reader: ReaderHandle): void

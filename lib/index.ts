@@ -12,11 +12,13 @@ import { ACK_ACKED, ACK_HEADER, POSITION_WIDTH, native, type ReaderHandle, type 
 import { WalError, closedError, fromDetail, invalidArgument, toWalError } from './errors'
 import { PendingQueue, type AppendResult, type BatchResult, type Reject, type Resolve } from './pending'
 import { RecordStream, type StreamHost, type StreamOptions, type StreamStart, type WalRecord, type WalStream } from './stream'
+import type { PurgeResult, SegmentInfo, WalStats } from './types'
 
 export { WalError } from './errors'
 export type { WalErrorCode, WalErrorDetails } from './errors'
 export type { AppendResult, BatchResult } from './pending'
 export type { StreamOptions, WalRecord, WalStream } from './stream'
+export type { PartitionStats, PurgeResult, SegmentInfo, WalStats } from './types'
 
 /** Options of {@link Wal.open}. */
 export interface WalOptions {
@@ -31,60 +33,6 @@ export interface WalOptions {
   preallocate?: boolean
   /** On damage that is not a torn tail, keep the log up to the damage instead of failing; default false. */
   repair?: boolean
-}
-
-/** Result of {@link Wal.purgeBefore}. */
-export interface PurgeResult {
-  /** Number of segment files deleted. */
-  segmentsDeleted: number
-  /** Their total logical size in bytes. */
-  bytesFreed: number
-  /** The partition's first retained LSN afterwards. */
-  firstLsn: number
-}
-
-/** One segment file of a partition. */
-export interface SegmentInfo {
-  /** Segment index (the number in the file name). */
-  index: number
-  /** File name, e.g. `part_1_0000000001.wal`. */
-  file: string
-  /** LSN of its first record; for a segment holding none, the LSN its first record will get. */
-  firstLsn: number
-  /** LSN of its last record; `firstLsn - 1` for a segment holding none. */
-  lastLsn: number
-  /** Logical file size in bytes. */
-  bytes: number
-  /** True for the segment appends go to. */
-  active: boolean
-}
-
-/** Per-partition part of {@link WalStats}. */
-export interface PartitionStats {
-  /** Partition number. */
-  partition: number
-  /** First retained LSN. */
-  firstLsn: number
-  /** Last acknowledged LSN. */
-  lastLsn: number
-  /** Number of segment files. */
-  segments: number
-  /** Their total logical size in bytes. */
-  bytes: number
-}
-
-/** Result of {@link Wal.stats}. */
-export interface WalStats {
-  /** One entry per partition, ascending. */
-  partitions: PartitionStats[]
-  /** Single appends since open. */
-  appends: number
-  /** Batches appended since open. */
-  batches: number
-  /** fdatasync calls since open. */
-  syncs: number
-  /** Bytes written to segment files since open. */
-  bytesWritten: number
 }
 
 /** What recovery cut off a partition's last segment at open (see {@link Wal.recovery}). */
