@@ -3,6 +3,8 @@
 // partitions, Node Readable conversion, large reads spanning batches.
 import test from 'ava'
 import { readdirSync } from 'node:fs'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { Wal } from 'segwal'
 import { collect, makeTempDirs, payloadOf } from './api-helpers.mjs'
 
@@ -136,6 +138,35 @@ test('reads spanning many native batches keep payloads intact', async (t) => {
     if (!r.payload.equals(payloadOf(count, 1000 + (count % 7)))) t.fail(`payload ${count} differs`)
   }
   t.is(count, n)
+  await wal.close()
+})
+
+test('payloads kept past their batch stay intact while batch memory is recycled', async (t) => {
+  // Batch buffers go back to a pool when V8 collects them: a payload still referenced
+  // must keep its batch alive, whatever other streams read meanwhile.
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc')
+  const wal = await Wal.open(tempDir(), { sync: 'none', segmentSize: 1 << 20 })
+  const n = 6000
+  for (let i = 1; i <= n; i += 1000) {
+    await wal.appendBatch(7, Array.from({ length: 1000 }, (_, k) => payloadOf(i + k, 900 + ((i + k) % 13))))
+  }
+  const kept = []
+  let i = 0
+  for await (const r of wal.stream(7)) {
+    if (++i % 5 === 0) kept.push(r)
+    if (i % 1000 === 0) {
+      // Another stream reads (and drops) whole batches while ours is between them.
+      for await (const other of wal.stream(7)) other.payload.fill(0xee)
+      gc()
+    }
+  }
+  gc()
+  for await (const other of wal.stream(7)) other.payload.fill(0xdd)
+  t.is(kept.length, n / 5)
+  for (const r of kept) {
+    if (!r.payload.equals(payloadOf(r.lsn, 900 + (r.lsn % 13)))) t.fail(`payload of LSN ${r.lsn} changed`)
+  }
   await wal.close()
 })
 

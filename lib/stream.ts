@@ -66,13 +66,17 @@ const DONE: IteratorResult<WalRecord, undefined> = Object.freeze({ done: true, v
 /** The stream implementation (not exported from the package: users see {@link WalStream}). */
 export class RecordStream implements WalStream {
   private reader: ReaderHandle | undefined
-  private data: Buffer | undefined
+  /** The current batch's memory, and where its bytes start in it. */
+  private data: ArrayBuffer | undefined
+  private base = 0
   private meta: Float64Array | undefined
   private at = 0
   private finished = false
   /** A native call (open or next) is running. */
   private busy = false
   private pull: Promise<IteratorResult<WalRecord, undefined>> | undefined
+  /** The batch after the current one, being read. */
+  private ahead: Promise<NativeBatch> | undefined
   private wakeWaiter: (() => void) | undefined
   private readonly onAbort = (): void => this.interrupt()
 
@@ -129,7 +133,8 @@ export class RecordStream implements WalStream {
   interrupt(): void {
     const wake = this.wakeWaiter
     if (wake !== undefined) wake()
-    if (!this.busy) this.finish()
+    // Safe while a native call runs: the reader is released when it settles.
+    this.finish()
   }
 
   private stopped(): boolean {
@@ -142,7 +147,8 @@ export class RecordStream implements WalStream {
     const start = meta[i + 3]!
     return {
       lsn: meta[i]!,
-      payload: this.data!.subarray(start, start + meta[i + 4]!),
+      // Cheaper than `subarray` (no species lookup, no `.buffer` materialised per call).
+      payload: Buffer.from(this.data!, this.base + start, meta[i + 4]!),
       segment: meta[i + 1]!,
       offset: meta[i + 2]!,
     }
@@ -154,28 +160,52 @@ export class RecordStream implements WalStream {
       this.data = undefined
       this.meta = undefined
       this.at = 0
-      this.busy = true
       let batch: NativeBatch
       try {
-        if (this.reader === undefined) this.reader = await this.host.openReader(this.partition, this.start)
-        batch = this.stopped() ? EMPTY : await native.readerNext(this.reader, BATCH_BYTES)
+        if (this.reader === undefined) {
+          this.busy = true
+          try {
+            this.reader = await this.host.openReader(this.partition, this.start)
+          } finally {
+            this.busy = false
+          }
+          if (this.stopped()) return this.finish()
+        }
+        const ahead = this.ahead ?? this.read(this.reader)
+        this.ahead = undefined
+        batch = await ahead
       } catch (e) {
-        this.busy = false
         const stopped = this.stopped()
         this.finish()
         if (stopped) return DONE
         throw toWalError(e)
       }
-      this.busy = false
       if (this.stopped()) return this.finish()
       if (batch.data != null && batch.meta != null && batch.meta.length > 0) {
-        this.data = batch.data
+        this.data = batch.data.buffer as ArrayBuffer
+        this.base = batch.data.byteOffset
         this.meta = batch.meta
+        // Read the next batch while the caller consumes this one, so that the engine's
+        // read and the caller's loop overlap (at most one batch ahead).
+        this.ahead = this.read(this.reader)
         return { done: false, value: this.record(batch.meta) }
       }
       const nextLsn = batch.nextLsn
       if (!this.follow || !(await this.waitFor(nextLsn))) return this.finish()
     }
+  }
+
+  /** One native read; `busy` until it settles, and a reader finished meanwhile is released then. */
+  private read(reader: ReaderHandle): Promise<NativeBatch> {
+    this.busy = true
+    const batch = native.readerNext(reader, BATCH_BYTES)
+    const settled = (): void => {
+      this.busy = false
+      if (this.finished) this.finish()
+    }
+    // Registered before anyone awaits `batch`, so `busy` is clear by the time they resume.
+    batch.then(settled, settled)
+    return batch
   }
 
   /** Resolves true once `lsn` is acknowledged, false on abort/close. */
@@ -212,6 +242,7 @@ export class RecordStream implements WalStream {
     if (wake !== undefined) wake()
     this.data = undefined
     this.meta = undefined
+    this.ahead = undefined
     if (!this.busy && this.reader !== undefined) {
       const reader = this.reader
       this.reader = undefined

@@ -33,6 +33,9 @@ use napi_derive::napi;
 use segwal_core as core;
 
 pub mod inspect;
+mod pool;
+
+use pool::Pool;
 
 /// Prefix of the message of every error this binding raises.
 const ERROR_PREFIX: &str = "segwal:";
@@ -759,16 +762,17 @@ pub fn open_reader(
 /// `None` once released.
 pub type ReaderHandle = Arc<Mutex<Option<core::Reader>>>;
 
-/// A batch of records read from a partition. `data` and `meta` are absent
-/// when the reader has caught up with the acknowledged log.
-#[napi(object)]
-pub struct NativeBatch {
-    /// Payload bytes (and whatever else the engine put there).
-    pub data: Option<Buffer>,
-    /// Per record: lsn, segment, offset, payload start, payload length.
-    pub meta: Option<Float64Array>,
-    /// The LSN the next read starts at.
-    pub next_lsn: f64,
+/// Spare batch memory: the batch a stream is consuming and the one it reads ahead,
+/// for a few streams at once.
+static DATA_POOL: Pool<u8> = Pool::new(8);
+static META_POOL: Pool<f64> = Pool::new(8);
+
+/// A batch read on the thread pool, before it becomes a `NativeBatch` object
+/// (`{ data?: Buffer, meta?: Float64Array, nextLsn }`; `data` and `meta` are
+/// absent when the reader has caught up with the acknowledged log).
+pub struct ReadBatch {
+    records: Option<(Vec<u8>, usize, Vec<f64>)>,
+    next_lsn: u64,
 }
 
 pub struct NextTask {
@@ -776,9 +780,9 @@ pub struct NextTask {
     max_bytes: usize,
 }
 
-impl Task for NextTask {
-    type Output = (Option<core::Batch>, u64);
-    type JsValue = NativeBatch;
+impl<'task> napi::ScopedTask<'task> for NextTask {
+    type Output = ReadBatch;
+    type JsValue = Object<'task>;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let (reader, max_bytes) = (&self.reader, self.max_bytes);
@@ -787,34 +791,45 @@ impl Task for NextTask {
             let reader = reader
                 .as_mut()
                 .ok_or_else(|| internal_error("WAL_CLOSED", "the stream was released"))?;
-            let batch = engine(reader.next_batch(max_bytes))?;
-            Ok((batch, reader.next_lsn()))
+            let batch = engine(reader.next_batch_in(DATA_POOL.take(), max_bytes))?;
+            let records = batch.map(|batch| {
+                let mut meta = META_POOL.take();
+                meta.clear();
+                meta.reserve(batch.records.len() * RECORD_WIDTH);
+                for r in &batch.records {
+                    meta.extend_from_slice(&[
+                        r.lsn as f64,
+                        r.segment as f64,
+                        r.offset as f64,
+                        f64::from(r.payload_start),
+                        f64::from(r.payload_len),
+                    ]);
+                }
+                (batch.data, batch.len, meta)
+            });
+            Ok(ReadBatch {
+                records,
+                next_lsn: reader.next_lsn(),
+            })
         })
     }
 
-    fn resolve(&mut self, _env: Env, (batch, next_lsn): Self::Output) -> Result<NativeBatch> {
-        Ok(match batch {
-            None => NativeBatch {
-                data: None,
-                meta: None,
-                next_lsn: next_lsn as f64,
-            },
-            Some(batch) => {
-                let mut meta = Vec::with_capacity(batch.records.len() * RECORD_WIDTH);
-                for r in &batch.records {
-                    meta.push(r.lsn as f64);
-                    meta.push(r.segment as f64);
-                    meta.push(r.offset as f64);
-                    meta.push(f64::from(r.payload_start));
-                    meta.push(f64::from(r.payload_len));
-                }
-                NativeBatch {
-                    data: Some(Buffer::from(batch.data)),
-                    meta: Some(Float64Array::new(meta)),
-                    next_lsn: next_lsn as f64,
-                }
-            }
-        })
+    fn resolve(&mut self, env: &'task Env, batch: ReadBatch) -> Result<Object<'task>> {
+        let mut out = Object::new(env)?;
+        out.set_named_property("nextLsn", batch.next_lsn as f64)?;
+        if let Some((mut data, len, mut meta)) = batch.records {
+            // SAFETY: each vector moves into its finalizer's hint, so its heap memory
+            // stays where the JS object points until V8 collects the object and the
+            // finalizer hands the vector back to its pool; nothing else touches it
+            // meanwhile (the pools only hold vectors no JS object points at).
+            let (data_ptr, meta_ptr, meta_len) = (data.as_mut_ptr(), meta.as_mut_ptr(), meta.len());
+            let data = unsafe { BufferSlice::from_external(env, data_ptr, len, data, |_, v| DATA_POOL.give(v)) }?;
+            let meta =
+                unsafe { Float64ArraySlice::from_external(env, meta_ptr, meta_len, meta, |_, v| META_POOL.give(v)) }?;
+            out.set_named_property("data", data)?;
+            out.set_named_property("meta", meta)?;
+        }
+        Ok(out)
     }
 }
 

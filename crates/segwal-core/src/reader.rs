@@ -23,7 +23,10 @@ pub enum Start {
 
 /// Records read in one go: payloads are ranges of `data`, so one buffer serves them all.
 pub struct Batch {
+    /// The records' frames in `data[..len]`; what follows is unspecified (a reused
+    /// buffer keeps its old bytes, so that it need not be cleared before each read).
     pub data: Vec<u8>,
+    pub len: usize,
     pub records: Vec<RecordRef>,
 }
 
@@ -126,6 +129,13 @@ impl Reader {
     /// The next records, about `max_bytes` of them (at least one whole record);
     /// `None` when the reader has caught up with the acknowledged log.
     pub fn next_batch(&mut self, max_bytes: usize) -> Result<Option<Batch>> {
+        self.next_batch_in(Vec::new(), max_bytes)
+    }
+
+    /// [`Reader::next_batch`], reading into `buf` (grown as needed, never cleared):
+    /// callers that recycle batch buffers save the allocation, page faults and zeroing
+    /// of a fresh one per batch.
+    pub fn next_batch_in(&mut self, buf: Vec<u8>, max_bytes: usize) -> Result<Option<Batch>> {
         let pid = self.part.id;
         loop {
             let (seg, acked, next) = {
@@ -195,7 +205,7 @@ impl Reader {
                 self.pos = Some((next.index, HEADER));
                 continue;
             }
-            return self.read(&seg, offset, acked, max_bytes).map(Some);
+            return self.read(buf, &seg, offset, acked, max_bytes).map(Some);
         }
     }
 
@@ -244,14 +254,17 @@ impl Reader {
         Ok(())
     }
 
-    fn read(&mut self, seg: &SegMeta, offset: u64, acked: u64, max_bytes: usize) -> Result<Batch> {
+    fn read(&mut self, buf: Vec<u8>, seg: &SegMeta, offset: u64, acked: u64, max_bytes: usize) -> Result<Batch> {
         let file = self.open(seg.index)?;
         let name = format::segment_file_name(self.part.id, seg.index);
         let io = |e: std::io::Error| Error::io(&e, format!("reading {name}"));
         let avail = seg.bytes - offset;
         let mut want = (max_bytes.max(4096) as u64).min(avail) as usize;
-        let mut data = vec![0u8; want];
-        let mut got = file.read_full_at(&mut data, offset).map_err(io)?;
+        let mut data = buf;
+        if data.len() < want {
+            data.resize(want, 0);
+        }
+        let mut got = file.read_full_at(&mut data[..want], offset).map_err(io)?;
         if got == 0 {
             // The file ends where the segment table has acknowledged records (it was cut
             // under us). An empty batch would not move the reader: callers reading until
@@ -290,8 +303,10 @@ impl Reader {
                 Decoded::NeedMore(need) if records.is_empty() && here + need as u64 <= seg.bytes && want < need => {
                     // One record larger than the batch: read it whole.
                     want = need;
-                    data.resize(want, 0);
-                    got = file.read_full_at(&mut data, offset).map_err(io)?;
+                    if data.len() < want {
+                        data.resize(want, 0);
+                    }
+                    got = file.read_full_at(&mut data[..want], offset).map_err(io)?;
                     if got < need {
                         return Err(Error::corruption(name, here, "segment ends inside a record"));
                     }
@@ -302,8 +317,11 @@ impl Reader {
             }
         }
         self.pos = Some((seg.index, offset + pos as u64));
-        data.truncate(pos);
-        Ok(Batch { data, records })
+        Ok(Batch {
+            data,
+            len: pos,
+            records,
+        })
     }
 }
 
