@@ -62,6 +62,14 @@ test('appendBatch: consecutive LSNs, members readable with their own positions',
   await wal.append(7, 'before')
   const b = await wal.appendBatch(7, ['a', Buffer.from('bb'), new Uint8Array([99, 99, 99]), ''])
   t.deepEqual(b, { firstLsn: 2, lastLsn: 5, count: 4 })
+  // Views into larger memory: only the view's bytes are appended.
+  const views = [Buffer.from('--dd--').subarray(2, 4), new Uint8Array(Uint8Array.from([0, 101, 101, 0]).buffer, 1, 2)]
+  const vb = await wal.appendBatch(8, [...views, new Uint8Array(new ArrayBuffer(8), 6, 1)])
+  t.deepEqual(vb, { firstLsn: 1, lastLsn: 3, count: 3 })
+  t.deepEqual(
+    (await collect(wal.stream(8))).map((r) => [...r.payload]),
+    [[100, 100], [101, 101], [0]],
+  )
   const after = await wal.append(7, 'after')
   t.is(after.lsn, 6)
   const recs = await collect(wal.stream(7))
@@ -83,7 +91,7 @@ test('appendBatch: consecutive LSNs, members readable with their own positions',
     await it.return()
     t.is(first.value.lsn, r.lsn)
   }
-  t.is(wal.stats().batches, 1)
+  t.is(wal.stats().batches, 2)
   await wal.close()
 })
 

@@ -51,7 +51,7 @@ export interface NativeBinding {
     count: number,
     lsns: Float64Array,
   ): string[] | null
-  appendBatch(wal: WalHandle, partition: number, data: Uint8Array, lengths: Uint32Array): number
+  appendBatch(wal: WalHandle, partition: number, parts: Uint8Array[]): number
   sync(wal: WalHandle): Promise<void>
   truncateAfter(wal: WalHandle, partition: number, lsn: number): Promise<void>
   purgeBefore(wal: WalHandle, partition: number, minLsn: number): Promise<PurgeResult>
