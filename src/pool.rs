@@ -3,21 +3,36 @@
 //! batch is read into pages that are already mapped and initialised: a fresh 1 MiB
 //! buffer per batch cost a page fault per 4 KiB and a zero-fill, about a quarter of the
 //! CPU of a 4 KiB-record stream (perf).
+//!
+//! V8 collects batches in bursts (when their external memory adds up), so the pool keeps
+//! up to a few dozen; it keeps nothing while no reader is open, so an idle process holds
+//! no batch memory.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Spare vectors, at most `keep` of them (what is not kept goes back to the allocator).
-pub struct Pool<T> {
+pub struct Pool<T: 'static> {
     spare: Mutex<Vec<Vec<T>>>,
     keep: usize,
+    users: AtomicUsize,
 }
+
+/// A user of a pool (an open reader); the pool empties when the last one goes.
+pub struct Claim<T: 'static>(&'static Pool<T>);
 
 impl<T> Pool<T> {
     pub const fn new(keep: usize) -> Self {
         Self {
             spare: Mutex::new(Vec::new()),
             keep,
+            users: AtomicUsize::new(0),
         }
+    }
+
+    pub fn claim(&'static self) -> Claim<T> {
+        self.users.fetch_add(1, Ordering::SeqCst);
+        Claim(self)
     }
 
     /// A spare vector (keeping its contents: callers overwrite what they use), or an empty one.
@@ -27,7 +42,7 @@ impl<T> Pool<T> {
 
     pub fn give(&self, v: Vec<T>) {
         let mut spare = self.lock();
-        if spare.len() < self.keep && v.capacity() > 0 {
+        if spare.len() < self.keep && v.capacity() > 0 && self.users.load(Ordering::SeqCst) > 0 {
             spare.push(v);
         }
     }
@@ -35,5 +50,14 @@ impl<T> Pool<T> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<T>>> {
         // A panic while holding this lock cannot leave the list inconsistent.
         self.spare.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<T> Drop for Claim<T> {
+    fn drop(&mut self) {
+        if self.0.users.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let spare = std::mem::take(&mut *self.0.lock());
+            drop(spare);
+        }
     }
 }
