@@ -112,6 +112,7 @@ async function main() {
   const argv = process.argv.slice(2)
   if (argv[0] === '--child') {
     const res = await runChild(argv[1], JSON.parse(argv[2]))
+    cleanup()
     process.stdout.write(JSON.stringify(res) + '\n')
     return
   }

@@ -96,6 +96,7 @@ const fullGc = runInNewContext('gc')
  * then lets pending timers, I/O callbacks and V8's concurrent sweeping finish.
  */
 export const settle = () => {
+  for (const p of doomed.splice(0)) rmNow(p)
   // The second collection first completes the sweeping of the first (V8 sweeps
   // ArrayBuffers concurrently, which would otherwise run during the next system's run).
   fullGc()
@@ -156,12 +157,25 @@ export function tmpDir(name) {
   return d
 }
 
+/** Scratch paths to delete at the next settle() (see rm). */
+const doomed = []
+
+/**
+ * Deletes a scratch path at the next settle(), outside any timed run: deleting a
+ * just-written GiB waits for its writeback and blocked the loop for up to a second
+ * inside the loop-gap window of the run that wrote it.
+ */
 export function rm(p) {
+  doomed.push(p)
+}
+
+function rmNow(p) {
   fs.rmSync(p, { recursive: true, force: true })
 }
 
 export function cleanup() {
-  if (root) rm(root)
+  for (const p of doomed.splice(0)) rmNow(p)
+  if (root) rmNow(root)
   root = null
 }
 
