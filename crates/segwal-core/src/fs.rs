@@ -5,6 +5,7 @@ use std::any::Any;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -53,6 +54,16 @@ pub trait FsFile: Send + Sync {
             }
         }
         Ok(done)
+    }
+
+    /// [`FsFile::read_full_at`] into `buf[..len]`, growing `buf` first if it is shorter.
+    /// Afterwards `buf.len()` covers at least the bytes read. Implementations may leave
+    /// the grown part that the read did not reach out of `buf` instead of zero-filling it.
+    fn read_full_into(&self, buf: &mut Vec<u8>, len: usize, offset: u64) -> io::Result<usize> {
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        self.read_full_at(&mut buf[..len], offset)
     }
 }
 
@@ -117,6 +128,49 @@ struct OsFile(File);
 impl FsFile for OsFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.0.read_at(buf, offset)
+    }
+
+    /// Reads the part past `buf.len()` straight into spare capacity: zero-filling a fresh
+    /// 1 MiB batch buffer before `pread` overwrites it was a visible share of a stream's CPU.
+    fn read_full_into(&self, buf: &mut Vec<u8>, len: usize, offset: u64) -> io::Result<usize> {
+        let have = buf.len().min(len);
+        let got = self.read_full_at(&mut buf[..have], offset)?;
+        if got < have || have == len {
+            return Ok(got);
+        }
+        buf.reserve(len - have);
+        let mut done = have;
+        while done < len {
+            let spare = buf.spare_capacity_mut();
+            let want = len - done;
+            // SAFETY: `spare` has room for `want` bytes (reserved above; `done` counts the
+            // bytes initialised so far, which are exactly `buf.len()`); pread writes at most
+            // `want` bytes there, and `set_len` then covers only the bytes it wrote.
+            let n = unsafe {
+                libc::pread(
+                    self.0.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    want,
+                    libc::off_t::try_from(offset + done as u64)
+                        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+                )
+            };
+            match n {
+                0 => break,
+                n if n > 0 => {
+                    done += n as usize;
+                    // SAFETY: pread initialised these `n` bytes.
+                    unsafe { buf.set_len(done) };
+                }
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(done)
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {

@@ -261,10 +261,7 @@ impl Reader {
         let avail = seg.bytes - offset;
         let mut want = (max_bytes.max(4096) as u64).min(avail) as usize;
         let mut data = buf;
-        if data.len() < want {
-            data.resize(want, 0);
-        }
-        let mut got = file.read_full_at(&mut data[..want], offset).map_err(io)?;
+        let mut got = file.read_full_into(&mut data, want, offset).map_err(io)?;
         if got == 0 {
             // The file ends where the segment table has acknowledged records (it was cut
             // under us). An empty batch would not move the reader: callers reading until
@@ -303,10 +300,7 @@ impl Reader {
                 Decoded::NeedMore(need) if records.is_empty() && here + need as u64 <= seg.bytes && want < need => {
                     // One record larger than the batch: read it whole.
                     want = need;
-                    if data.len() < want {
-                        data.resize(want, 0);
-                    }
-                    got = file.read_full_at(&mut data[..want], offset).map_err(io)?;
+                    got = file.read_full_into(&mut data, want, offset).map_err(io)?;
                     if got < need {
                         return Err(Error::corruption(name, here, "segment ends inside a record"));
                     }
