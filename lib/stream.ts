@@ -56,7 +56,12 @@ export interface StreamHost {
   track(stream: RecordStream, live: boolean): void
 }
 
-/** Bytes asked of the engine per batch. */
+/**
+ * Bytes asked of the engine per batch: the first read is small, so that a stream
+ * opened for a few records (a seek, a tail) does not read and verify a whole MiB
+ * first; each next read doubles, up to 1 MiB.
+ */
+const FIRST_BATCH_BYTES = 64 << 10
 const BATCH_BYTES = 1 << 20
 
 const EMPTY: NativeBatch = { nextLsn: 0 }
@@ -77,6 +82,7 @@ export class RecordStream implements WalStream {
   private pull: Promise<IteratorResult<WalRecord, undefined>> | undefined
   /** The batch after the current one, being read. */
   private ahead: Promise<NativeBatch> | undefined
+  private batchBytes = FIRST_BATCH_BYTES
   private wakeWaiter: (() => void) | undefined
   private readonly onAbort = (): void => this.interrupt()
 
@@ -198,7 +204,8 @@ export class RecordStream implements WalStream {
   /** One native read; `busy` until it settles, and a reader finished meanwhile is released then. */
   private read(reader: ReaderHandle): Promise<NativeBatch> {
     this.busy = true
-    const batch = native.readerNext(reader, BATCH_BYTES)
+    const batch = native.readerNext(reader, this.batchBytes)
+    this.batchBytes = Math.min(this.batchBytes * 2, BATCH_BYTES)
     const settled = (): void => {
       this.busy = false
       if (this.finished) this.finish()

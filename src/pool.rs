@@ -5,8 +5,9 @@
 //! CPU of a 4 KiB-record stream (perf).
 //!
 //! V8 collects batches in bursts (when their external memory adds up), so the pool keeps
-//! up to a few dozen; it keeps nothing while no reader is open, so an idle process holds
-//! no batch memory.
+//! up to a few dozen while readers are open, and a few when none is: short streams (a
+//! seek, a reader opened per request) then start on warm memory too, while an idle
+//! process holds at most `idle` buffers.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -15,17 +16,20 @@ use std::sync::Mutex;
 pub struct Pool<T: 'static> {
     spare: Mutex<Vec<Vec<T>>>,
     keep: usize,
+    idle: usize,
     users: AtomicUsize,
 }
 
-/// A user of a pool (an open reader); the pool empties when the last one goes.
+/// A user of a pool (an open reader); the pool shrinks to its idle size when the last one goes.
 pub struct Claim<T: 'static>(&'static Pool<T>);
 
 impl<T> Pool<T> {
-    pub const fn new(keep: usize) -> Self {
+    /// Keeps up to `keep` vectors while the pool has users, `idle` while it has none.
+    pub const fn new(keep: usize, idle: usize) -> Self {
         Self {
             spare: Mutex::new(Vec::new()),
             keep,
+            idle,
             users: AtomicUsize::new(0),
         }
     }
@@ -42,7 +46,12 @@ impl<T> Pool<T> {
 
     pub fn give(&self, v: Vec<T>) {
         let mut spare = self.lock();
-        if spare.len() < self.keep && v.capacity() > 0 && self.users.load(Ordering::SeqCst) > 0 {
+        let keep = if self.users.load(Ordering::SeqCst) > 0 {
+            self.keep
+        } else {
+            self.idle
+        };
+        if spare.len() < keep && v.capacity() > 0 {
             spare.push(v);
         }
     }
@@ -56,8 +65,11 @@ impl<T> Pool<T> {
 impl<T> Drop for Claim<T> {
     fn drop(&mut self) {
         if self.0.users.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let spare = std::mem::take(&mut *self.0.lock());
+            let mut spare = self.0.lock();
+            let keep = self.0.idle.min(spare.len());
+            let extra = spare.split_off(keep);
             drop(spare);
+            drop(extra);
         }
     }
 }
