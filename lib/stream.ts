@@ -11,7 +11,11 @@ import { toWalError } from './errors'
 export interface WalRecord {
   /** The record's LSN. */
   lsn: number
-  /** The payload: a view into a shared batch buffer (copy it to keep it beyond the batch). */
+  /**
+   * The payload: a view into the memory of the batch it was read in (no copy). It stays
+   * valid as long as you hold it, and holding it keeps that whole batch (up to 1 MiB)
+   * alive: copy (`Buffer.from(payload)`) small payloads you keep for long.
+   */
   payload: Buffer
   /** Index of the segment file the record starts in. */
   segment: number
