@@ -165,35 +165,14 @@ export async function raw(ctx) {
       }
     },
   }
+  const b128 = payload(128)
   const lat = {
     name: '4 KiB append + fdatasync (writeSync/fdatasyncSync loop)',
-    run() {
-      const dir = tmpDir('raw-4k')
-      const w = rawWriter(path.join(dir, 'f'))
-      try {
-        const r = timedSyncLoop(P.timeBox, () => w.syncedWrite(b4k))
-        r.bytes = r.ops * b4k.length
-        return r
-      } finally {
-        w.close()
-        rm(dir)
-      }
-    },
+    run: () => rawSyncedLoop(P, 'raw-4k', b4k),
   }
   const lat128 = {
     name: '128 B append + fdatasync (writeSync/fdatasyncSync loop)',
-    run() {
-      const dir = tmpDir('raw-128')
-      const w = rawWriter(path.join(dir, 'f'))
-      try {
-        const r = timedSyncLoop(P.timeBox, () => w.syncedWrite(payload(128)))
-        r.bytes = r.ops * 128
-        return r
-      } finally {
-        w.close()
-        rm(dir)
-      }
-    },
+    run: () => rawSyncedLoop(P, 'raw-128', b128),
   }
   const idle = {
     name: 'idle event loop (nothing running: the noise floor of the loop-gap column)',
@@ -216,18 +195,35 @@ export async function raw(ctx) {
   return { text, rows }
 }
 
-// ------------------------------------------------------------------ 1. durable, 64 appenders
+/** The raw baseline: a blocking write + fdatasync loop of `rec` into a fresh file. */
+function rawSyncedLoop(P, tag, rec) {
+  const dir = tmpDir(tag)
+  const w = rawWriter(path.join(dir, 'f'))
+  try {
+    const r = timedSyncLoop(P.timeBox, () => w.syncedWrite(rec))
+    r.bytes = r.ops * rec.length
+    return r
+  } finally {
+    w.close()
+    rm(dir)
+  }
+}
 
-export async function durable64(ctx) {
-  const { P } = ctx
-  const rec = payload(128)
-  const C = 64
-  const systems = [
+// ------------------------------------------------------------------ 1 and 2. durable appends
+
+/**
+ * The durable workloads' systems: `C` async loops each awaiting one durable 128 B write
+ * (the plain-fs and raw baselines write serially: one file, one writer). Rows come back in
+ * this order: segwal, raw, lmdb, classic-level, fs.
+ */
+function durableSystems(P, rec, C) {
+  const loops = C === 1 ? '1 appender awaiting each' : `${C} async loops awaiting each`
+  return [
     {
       name: 'segwal',
-      note: "sync 'always', 64 async loops awaiting append",
+      note: `sync 'always', ${loops} append`,
       async run() {
-        const dir = tmpDir('d64-segwal')
+        const dir = tmpDir(`d${C}-segwal`)
         const wal = await openSegwal(dir, { sync: 'always' })
         try {
           const s0 = wal.stats()
@@ -245,10 +241,15 @@ export async function durable64(ctx) {
       },
     },
     {
+      name: 'raw',
+      note: 'writeSync + fdatasyncSync per record, serial (blocks the loop)',
+      run: () => rawSyncedLoop(P, `d${C}-raw`, rec),
+    },
+    {
       name: 'lmdb',
-      note: 'overlappingSync off (put resolves after its synced commit), 64 loops awaiting put',
+      note: `overlappingSync off (put resolves after its synced commit), ${loops} put`,
       async run() {
-        const dir = tmpDir('d64-lmdb')
+        const dir = tmpDir(`d${C}-lmdb`)
         const db = await openLmdb(dir, { durable: true })
         let k = 0
         try {
@@ -263,9 +264,9 @@ export async function durable64(ctx) {
     },
     {
       name: 'classic-level',
-      note: 'put {sync:true}, 64 loops',
+      note: `put {sync:true}, ${loops} put`,
       async run() {
-        const dir = tmpDir('d64-level')
+        const dir = tmpDir(`d${C}-level`)
         const db = await openLevel(dir)
         let k = 0
         try {
@@ -282,7 +283,7 @@ export async function durable64(ctx) {
       name: 'fs',
       note: 'FileHandle write + datasync per record, serial',
       async run() {
-        const dir = tmpDir('d64-fs')
+        const dir = tmpDir(`d${C}-fs`)
         const fh = await fsp.open(path.join(dir, 'f'), 'w')
         try {
           const r = await timedLoops(1, P.timeBox, async () => {
@@ -297,25 +298,14 @@ export async function durable64(ctx) {
         }
       },
     },
-    {
-      name: 'raw',
-      note: 'writeSync + fdatasyncSync per record, serial (blocks the loop)',
-      run() {
-        const dir = tmpDir('d64-raw')
-        const w = rawWriter(path.join(dir, 'f'))
-        try {
-          const r = timedSyncLoop(P.timeBox, () => w.syncedWrite(rec))
-          r.bytes = r.ops * rec.length
-          return r
-        } finally {
-          w.close()
-          rm(dir)
-        }
-      },
-    },
   ]
-  const rows = await interleave(systems, P.runs, ctx.log)
-  const [seg, lm, , , rw] = rows
+}
+
+export async function durable64(ctx) {
+  const { P } = ctx
+  const rec = payload(128)
+  const rows = await interleave(durableSystems(P, rec, 64), P.runs, ctx.log)
+  const [seg, rw, lm] = rows
   const W = '1 durable 64'
   target(ctx, W, 'segwal appends/s', seg.opsPerSec, '>= 250,000', seg.opsPerSec >= 250_000)
   target(ctx, W, 'segwal / lmdb', lm.opsPerSec && seg.opsPerSec / lm.opsPerSec, '>= 3x', seg.opsPerSec / lm.opsPerSec >= 3, 'x')
@@ -327,99 +317,10 @@ export async function durable64(ctx) {
   }
 }
 
-// ------------------------------------------------------------------ 2. durable, 1 appender
-
 export async function durable1(ctx) {
   const { P } = ctx
   const rec = payload(128)
-  const systems = [
-    {
-      name: 'segwal',
-      note: "sync 'always', 1 appender awaiting each",
-      async run() {
-        const dir = tmpDir('d1-segwal')
-        const wal = await openSegwal(dir, { sync: 'always' })
-        try {
-          const r = await timedLoops(1, P.timeBox, () => wal.append(1, rec))
-          r.bytes = r.ops * rec.length
-          return r
-        } finally {
-          await wal.close()
-          rm(dir)
-        }
-      },
-    },
-    {
-      name: 'raw',
-      note: 'writeSync + fdatasyncSync, same record size',
-      run() {
-        const dir = tmpDir('d1-raw')
-        const w = rawWriter(path.join(dir, 'f'))
-        try {
-          const r = timedSyncLoop(P.timeBox, () => w.syncedWrite(rec))
-          r.bytes = r.ops * rec.length
-          return r
-        } finally {
-          w.close()
-          rm(dir)
-        }
-      },
-    },
-    {
-      name: 'lmdb',
-      note: 'durable commit per awaited put',
-      async run() {
-        const dir = tmpDir('d1-lmdb')
-        const db = await openLmdb(dir, { durable: true })
-        let k = 0
-        try {
-          const r = await timedLoops(1, P.timeBox, () => db.put(++k, rec))
-          r.bytes = r.ops * rec.length
-          return r
-        } finally {
-          await db.close()
-          rm(dir)
-        }
-      },
-    },
-    {
-      name: 'classic-level',
-      note: 'put {sync:true}',
-      async run() {
-        const dir = tmpDir('d1-level')
-        const db = await openLevel(dir)
-        let k = 0
-        try {
-          const r = await timedLoops(1, P.timeBox, () => db.put(beKey(++k), rec, { sync: true }))
-          r.bytes = r.ops * rec.length
-          return r
-        } finally {
-          await db.close()
-          rm(dir)
-        }
-      },
-    },
-    {
-      name: 'fs',
-      note: 'FileHandle write + datasync',
-      async run() {
-        const dir = tmpDir('d1-fs')
-        const fh = await fsp.open(path.join(dir, 'f'), 'w')
-        try {
-          const r = await timedLoops(1, P.timeBox, async () => {
-            await fh.write(rec)
-            await fh.datasync()
-          })
-          r.bytes = r.ops * rec.length
-          return r
-        } finally {
-          await fh.close()
-          rm(dir)
-        }
-      },
-    },
-  ]
-  const rows = await interleave(systems, P.runs, ctx.log)
+  const rows = await interleave(durableSystems(P, rec, 1), P.runs, ctx.log)
   const [seg, rw] = rows
   target(ctx, '2 durable 1', 'segwal / raw write+fdatasync', rw.opsPerSec && seg.opsPerSec / rw.opsPerSec, '>= 0.9x', seg.opsPerSec / rw.opsPerSec >= 0.9, 'x')
   target(ctx, '2 durable 1', 'max loop gap', seg.maxGapMs, '<= 5 ms', seg.maxGapMs <= 5, 'ms')
