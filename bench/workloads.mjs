@@ -195,6 +195,18 @@ export async function raw(ctx) {
   return { text, rows }
 }
 
+/** Opens a store in a fresh scratch directory, runs `use` on it, then closes it and deletes the directory. */
+async function inScratch(tag, open, use) {
+  const dir = tmpDir(tag)
+  const store = await open(dir)
+  try {
+    return await use(store)
+  } finally {
+    await store.close()
+    rm(dir)
+  }
+}
+
 /** The raw baseline: a blocking write + fdatasync loop of `rec` into a fresh file. */
 function rawSyncedLoop(P, tag, rec) {
   const dir = tmpDir(tag)
@@ -223,9 +235,7 @@ function durableSystems(P, rec, C) {
       name: 'segwal',
       note: `sync 'always', ${loops} append`,
       async run() {
-        const dir = tmpDir(`d${C}-segwal`)
-        const wal = await openSegwal(dir, { sync: 'always' })
-        try {
+        return inScratch(`d${C}-segwal`, (dir) => openSegwal(dir, { sync: 'always' }), async (wal) => {
           const s0 = wal.stats()
           const r = await timedLoops(C, P.timeBox, () => wal.append(1, rec))
           const s1 = wal.stats()
@@ -234,10 +244,7 @@ function durableSystems(P, rec, C) {
           r.bytes = r.ops * rec.length
           r.extra = { appends, syncs, text: `${fmtNum(appends)} appends / ${fmtNum(syncs)} syncs = ${(appends / Math.max(1, syncs)).toFixed(1)} per sync` }
           return r
-        } finally {
-          await wal.close()
-          rm(dir)
-        }
+        })
       },
     },
     {
@@ -249,53 +256,38 @@ function durableSystems(P, rec, C) {
       name: 'lmdb',
       note: `overlappingSync off (put resolves after its synced commit), ${loops} put`,
       async run() {
-        const dir = tmpDir(`d${C}-lmdb`)
-        const db = await openLmdb(dir, { durable: true })
         let k = 0
-        try {
+        return inScratch(`d${C}-lmdb`, (dir) => openLmdb(dir, { durable: true }), async (db) => {
           const r = await timedLoops(C, P.timeBox, () => db.put(++k, rec))
           r.bytes = r.ops * rec.length
           return r
-        } finally {
-          await db.close()
-          rm(dir)
-        }
+        })
       },
     },
     {
       name: 'classic-level',
       note: `put {sync:true}, ${loops} put`,
       async run() {
-        const dir = tmpDir(`d${C}-level`)
-        const db = await openLevel(dir)
         let k = 0
-        try {
+        return inScratch(`d${C}-level`, (dir) => openLevel(dir), async (db) => {
           const r = await timedLoops(C, P.timeBox, () => db.put(beKey(++k), rec, { sync: true }))
           r.bytes = r.ops * rec.length
           return r
-        } finally {
-          await db.close()
-          rm(dir)
-        }
+        })
       },
     },
     {
       name: 'fs',
       note: 'FileHandle write + datasync per record, serial',
       async run() {
-        const dir = tmpDir(`d${C}-fs`)
-        const fh = await fsp.open(path.join(dir, 'f'), 'w')
-        try {
+        return inScratch(`d${C}-fs`, (dir) => fsp.open(path.join(dir, 'f'), 'w'), async (fh) => {
           const r = await timedLoops(1, P.timeBox, async () => {
             await fh.write(rec)
             await fh.datasync()
           })
           r.bytes = r.ops * rec.length
           return r
-        } finally {
-          await fh.close()
-          rm(dir)
-        }
+        })
       },
     },
   ]
@@ -356,67 +348,50 @@ export async function buffered(ctx) {
       name: 'segwal',
       note: `sync 'none', ${fmtNum(R)} appends fired then awaited, repeated`,
       async run() {
-        const dir = tmpDir('buf-segwal')
-        const wal = await openSegwal(dir, { sync: 'none' })
-        try {
-          return await rounds(() => {
+        return inScratch('buf-segwal', (dir) => openSegwal(dir, { sync: 'none' }), async (wal) => {
+          return rounds(() => {
             const ps = new Array(R)
             for (let i = 0; i < R; i++) ps[i] = wal.append(1, rec)
             return Promise.all(ps)
           })
-        } finally {
-          await wal.close()
-          rm(dir)
-        }
+        })
       },
     },
     {
       name: 'lmdb',
       note: 'noSync, puts fired then awaited (one event turn = one txn)',
       async run() {
-        const dir = tmpDir('buf-lmdb')
-        const db = await openLmdb(dir, { durable: false })
         let k = 0
-        try {
-          return await rounds(() => {
+        return inScratch('buf-lmdb', (dir) => openLmdb(dir, { durable: false }), async (db) => {
+          return rounds(() => {
             const ps = new Array(R)
             for (let i = 0; i < R; i++) ps[i] = db.put(++k, rec)
             return Promise.all(ps)
           })
-        } finally {
-          await db.close()
-          rm(dir)
-        }
+        })
       },
     },
     {
       name: 'classic-level put',
       note: 'put (no sync) fired then awaited',
       async run() {
-        const dir = tmpDir('buf-level')
-        const db = await openLevel(dir)
         let k = 0
-        try {
-          return await rounds(() => {
+        return inScratch('buf-level', (dir) => openLevel(dir), async (db) => {
+          return rounds(() => {
             const ps = new Array(R)
             for (let i = 0; i < R; i++) ps[i] = db.put(beKey(++k), rec)
             return Promise.all(ps)
           })
-        } finally {
-          await db.close()
-          rm(dir)
-        }
+        })
       },
     },
     {
       name: 'classic-level batch',
       note: 'batch of 1,000 puts (no sync)',
       async run() {
-        const dir = tmpDir('buf-levelb')
-        const db = await openLevel(dir)
         let k = 0
-        try {
-          return await rounds(() => {
+        return inScratch('buf-levelb', (dir) => openLevel(dir), async (db) => {
+          return rounds(() => {
             const ps = []
             for (let i = 0; i < R; i += 1000) {
               const ops = new Array(1000)
@@ -425,27 +400,19 @@ export async function buffered(ctx) {
             }
             return Promise.all(ps)
           })
-        } finally {
-          await db.close()
-          rm(dir)
-        }
+        })
       },
     },
     {
       name: 'fs writev',
       note: 'FileHandle.writev of 1,024 records per call, awaited in turn (no sync)',
       async run() {
-        const dir = tmpDir('buf-fs')
-        const fh = await fsp.open(path.join(dir, 'f'), 'w')
         const iov = Array(1024).fill(rec)
-        try {
-          return await rounds(async () => {
+        return inScratch('buf-fs', (dir) => fsp.open(path.join(dir, 'f'), 'w'), async (fh) => {
+          return rounds(async () => {
             for (let i = 0; i < R; i += 1024) await fh.writev(iov)
           })
-        } finally {
-          await fh.close()
-          rm(dir)
-        }
+        })
       },
     },
   ]
@@ -480,9 +447,7 @@ export async function batch(ctx) {
       name: 'segwal',
       note: `sync 'none', appendBatch of ${PER}, ${WINDOW} batches in flight, final wal.sync() timed`,
       async run() {
-        const dir = tmpDir('batch-segwal')
-        const wal = await openSegwal(dir, { sync: 'none' })
-        try {
+        return inScratch('batch-segwal', (dir) => openSegwal(dir, { sync: 'none' }), async (wal) => {
           const t0 = now()
           const inflight = []
           for (let i = 0; i < nBatches; i++) {
@@ -492,20 +457,15 @@ export async function batch(ctx) {
           await Promise.all(inflight)
           await wal.sync()
           return { ops: nBatches * PER, bytes, seconds: (now() - t0) / 1000 }
-        } finally {
-          await wal.close()
-          rm(dir)
-        }
+        })
       },
     },
     {
       name: 'lmdb',
       note: `noSync, db.batch of ${PER} puts, ${WINDOW} in flight`,
       async run() {
-        const dir = tmpDir('batch-lmdb')
-        const db = await openLmdb(dir, { durable: false })
         let k = 0
-        try {
+        return inScratch('batch-lmdb', (dir) => openLmdb(dir, { durable: false }), async (db) => {
           const t0 = now()
           const inflight = []
           for (let i = 0; i < nBatches; i++) {
@@ -518,27 +478,19 @@ export async function batch(ctx) {
           }
           await Promise.all(inflight)
           return { ops: nBatches * PER, bytes, seconds: (now() - t0) / 1000 }
-        } finally {
-          await db.close()
-          rm(dir)
-        }
+        })
       },
     },
     {
       name: 'fs writev',
       note: `FileHandle.writev of ${PER} records per call, final datasync`,
       async run() {
-        const dir = tmpDir('batch-fs')
-        const fh = await fsp.open(path.join(dir, 'f'), 'w')
-        try {
+        return inScratch('batch-fs', (dir) => fsp.open(path.join(dir, 'f'), 'w'), async (fh) => {
           const t0 = now()
           for (let i = 0; i < nBatches; i++) await fh.writev(records)
           await fh.datasync()
           return { ops: nBatches * PER, bytes, seconds: (now() - t0) / 1000 }
-        } finally {
-          await fh.close()
-          rm(dir)
-        }
+        })
       },
     },
     {
@@ -811,9 +763,7 @@ export async function rotation(ctx) {
   const mk = (name, segmentSize) => ({
     name,
     async run() {
-      const dir = tmpDir('rot')
-      const wal = await openSegwal(dir, { sync: 'always', segmentSize })
-      try {
+      return inScratch('rot', (dir) => openSegwal(dir, { sync: 'always', segmentSize }), async (wal) => {
         const lat = new Latencies()
         let left = N
         const t0 = now()
@@ -830,10 +780,7 @@ export async function rotation(ctx) {
         const segs = wal.segments(1).length
         const l = lat.summary()
         return { ops: N, bytes: N * rec.length, seconds, lat: l, extra: { rotations: segs - 1, p999: l.p999, max: l.max } }
-      } finally {
-        await wal.close()
-        rm(dir)
-      }
+      })
     },
   })
   const systems = [mk(`segwal, segmentSize ${fmtBytes(rotSeg)}`, rotSeg), mk('segwal, segmentSize 1 GiB (no rotation)', GiB)]
