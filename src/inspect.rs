@@ -21,7 +21,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use segwal_core::inspect as core_inspect;
 
-use crate::{engine, guard, internal_error, lock, partition_arg, u64_arg};
+use crate::errors::{engine, guard, internal_error};
+use crate::{lock, partition_arg, u64_arg};
 
 /// Where a partition is not clean.
 #[napi(object)]

@@ -1,0 +1,184 @@
+//! The ack channel: the engine's notifier as a threadsafe function, and the
+//! encoding of ack events into the facade's Float64Array.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use segwal_core as core;
+
+use crate::errors::{error_json, guard, internal_error};
+use crate::{lock, WalHandle};
+
+/// Numbers per ack event header in [`take_acks`]: partition, kind, a, b,
+/// position count.
+const ACK_HEADER: usize = 5;
+/// Ack event kinds.
+const ACK_ACKED: f64 = 0.0;
+const ACK_FAILED: f64 = 1.0;
+/// Numbers per acknowledged single append: lsn, segment, offset.
+const POSITION_WIDTH: usize = 3;
+
+/// The notifier: a weak (unref'd) threadsafe function calling the facade's
+/// ack callback with no arguments.
+pub(crate) type Notifier = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// Acks taken from the engine but not yet handed to JavaScript.
+#[derive(Default)]
+pub(crate) struct AckState {
+    /// Encoded acks, from `at` on.
+    staged: Vec<f64>,
+    at: usize,
+    /// Errors of the failed events handed out so far, in order.
+    errors: Vec<String>,
+}
+
+/// `setRef(handle, true)`.
+#[napi]
+pub fn set_notifier(handle: &External<WalHandle>, callback: Function<(), ()>) -> Result<()> {
+    guard(|| {
+        let tsfn: Notifier = callback
+            .build_threadsafe_function::<()>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
+        *lock(&handle.notifier) = Some(tsfn);
+        handle.referenced.store(false, Ordering::Relaxed);
+        let slot = Arc::clone(&handle.notifier);
+        handle.wal.set_notifier(Arc::new(move || {
+            if let Some(tsfn) = lock(&slot).as_ref() {
+                tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        }));
+        Ok(())
+    })
+}
+
+/// Makes the notifier keep the event loop alive (`true`, while appends are in
+/// flight) or not (`false`).
+#[napi]
+pub fn set_ref(env: Env, handle: &External<WalHandle>, on: bool) -> Result<()> {
+    guard(|| {
+        if on == handle.referenced.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if let Some(tsfn) = lock(&handle.notifier).as_ref() {
+            let raw = tsfn.raw();
+            // SAFETY: called on the JS thread with its env; `raw` is alive while
+            // the slot holds the threadsafe function.
+            let status = unsafe {
+                if on {
+                    napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
+                } else {
+                    napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
+                }
+            };
+            if status != napi::sys::Status::napi_ok {
+                return Err(internal_error("WAL_INTERNAL", "could not (un)ref the ack notifier"));
+            }
+            handle.referenced.store(on, Ordering::Relaxed);
+        }
+        Ok(())
+    })
+}
+
+/// Releases the notifier (after close): no more callbacks.
+#[napi]
+pub fn release_notifier(handle: &External<WalHandle>) -> Result<()> {
+    guard(|| {
+        let tsfn = lock(&handle.notifier).take();
+        handle.referenced.store(false, Ordering::Relaxed);
+        drop(tsfn);
+        Ok(())
+    })
+}
+
+/// Copies pending ack events into `out` and returns how many numbers it
+/// wrote; 0 means no more news. An event is never split: when the next one
+/// does not fit at all, returns minus the size `out` needs.
+///
+/// Encoding, per event: `partition, kind, a, b, n` then `n` times `lsn,
+/// segment, offset`.
+/// - kind 0, acknowledged: `a` = through LSN, `b` = truncate generation of
+///   the appends, `n` positions of single appends in LSN order;
+/// - kind 1, failed: `a` = first failed LSN, `b` = 0, `n` = 0; its error is
+///   the next one of `takeAckErrors()` (same order as the failed events).
+#[napi]
+pub fn take_acks(handle: &External<WalHandle>, mut out: Float64ArraySlice) -> Result<i32> {
+    // SAFETY: the facade's own array, not shared with another thread, and only
+    // written during this synchronous call.
+    let out = unsafe { out.as_mut() };
+    guard(|| {
+        let mut state = lock(&handle.acks);
+        let AckState { staged, at, errors } = &mut *state;
+        if *at >= staged.len() {
+            staged.clear();
+            *at = 0;
+            for ack in handle.wal.take_acks() {
+                let partition = f64::from(ack.partition);
+                for event in ack.events {
+                    match event {
+                        core::AckEvent::Acked {
+                            through_lsn,
+                            positions,
+                            generation,
+                        } => {
+                            staged.extend_from_slice(&[
+                                partition,
+                                ACK_ACKED,
+                                through_lsn as f64,
+                                generation as f64,
+                                positions.len() as f64,
+                            ]);
+                            for p in &positions {
+                                staged.extend_from_slice(&[p.lsn as f64, p.segment as f64, p.offset as f64]);
+                            }
+                        }
+                        core::AckEvent::Failed { first_lsn, error } => {
+                            staged.extend_from_slice(&[partition, ACK_FAILED, first_lsn as f64, 0.0, 0.0]);
+                            errors.push(error_json(&error));
+                        }
+                    }
+                }
+            }
+        }
+        let mut written = 0;
+        while *at < staged.len() {
+            let from = *at;
+            let len = ACK_HEADER + staged[from + 4] as usize * POSITION_WIDTH;
+            if written + len > out.len() {
+                if written == 0 {
+                    return Ok(-(len as i32));
+                }
+                break;
+            }
+            out[written..written + len].copy_from_slice(&staged[from..from + len]);
+            written += len;
+            *at += len;
+        }
+        Ok(written as i32)
+    })
+}
+
+/// The errors of the failed events `takeAcks` handed out, in the same order,
+/// as encoded error details (JSON, without the prefix); clears them.
+#[napi]
+pub fn take_ack_errors(handle: &External<WalHandle>) -> Vec<String> {
+    std::mem::take(&mut lock(&handle.acks).errors)
+}
+
+/// What recovery cut at open: `partition, segment, truncatedBytes` per entry.
+#[napi]
+pub fn recovery(handle: &External<WalHandle>) -> Result<Vec<f64>> {
+    guard(|| {
+        let mut out = Vec::new();
+        for t in handle.wal.recovery() {
+            out.push(f64::from(t.partition));
+            out.push(t.segment as f64);
+            out.push(t.truncated_bytes as f64);
+        }
+        Ok(out)
+    })
+}

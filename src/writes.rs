@@ -1,0 +1,87 @@
+//! Appends: single records, the per-tick `appendMany` crossing, and batches.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::errors::{engine, error_json, guard, invalid};
+use crate::{partition_arg, WalHandle};
+
+/// Appends one record (Buffer or Uint8Array); returns its LSN.
+#[napi]
+pub fn append(handle: &External<WalHandle>, partition: u32, payload: &[u8]) -> Result<f64> {
+    guard(|| {
+        let partition = partition_arg(partition)?;
+        Ok(engine(handle.wal.append(partition, payload))? as f64)
+    })
+}
+
+/// Appends `count` single records laid end to end in `data`, record `i`
+/// (`lengths[i]` bytes) to partition `partitions[i]`, in order: the facade
+/// stages the appends of one tick and hands them over in one crossing.
+/// Writes each record's LSN to `lsns[i]`, or `-(k + 1)` when it failed with
+/// the `k`-th of the returned errors (encoded details); returns `null` when
+/// none failed.
+#[napi]
+pub fn append_many(
+    handle: &External<WalHandle>,
+    data: &[u8],
+    lengths: &[u32],
+    partitions: &[u16],
+    count: u32,
+    mut lsns: Float64ArraySlice,
+) -> Result<Option<Vec<String>>> {
+    // SAFETY: the facade's own array, only written during this synchronous call.
+    let lsns = unsafe { lsns.as_mut() };
+    guard(|| {
+        let count = count as usize;
+        if count > lengths.len() || count > partitions.len() || count > lsns.len() {
+            return Err(invalid("appendMany: count exceeds the arrays"));
+        }
+        let mut errors: Option<Vec<String>> = None;
+        let mut at = 0usize;
+        for (i, &len) in lengths[..count].iter().enumerate() {
+            let end = at
+                .checked_add(len as usize)
+                .filter(|&end| end <= data.len())
+                .ok_or_else(|| invalid("appendMany: lengths exceed the data"))?;
+            lsns[i] = match handle.wal.append(partitions[i], &data[at..end]) {
+                Ok(lsn) => lsn as f64,
+                Err(e) => {
+                    let errors = errors.get_or_insert_with(Vec::new);
+                    errors.push(error_json(&e));
+                    -(errors.len() as f64)
+                }
+            };
+            at = end;
+        }
+        Ok(errors)
+    })
+}
+
+/// Appends one record given as a string (stored as UTF-8); returns its LSN.
+#[napi]
+pub fn append_string(handle: &External<WalHandle>, partition: u32, payload: String) -> Result<f64> {
+    guard(|| {
+        let partition = partition_arg(partition)?;
+        Ok(engine(handle.wal.append(partition, payload.as_bytes()))? as f64)
+    })
+}
+
+/// Appends the Uint8Arrays of `parts` as one atomic batch; returns the first
+/// LSN. The engine copies each part once, straight from JavaScript's memory
+/// (joining them first cost a fresh buffer, its page faults and a copy).
+#[napi(ts_args_type = "handle: ExternalObject<WalHandle>, partition: number, parts: Uint8Array[]")]
+pub fn append_batch(handle: &External<WalHandle>, partition: u32, parts: Array) -> Result<f64> {
+    guard(|| {
+        let partition = partition_arg(partition)?;
+        let mut payloads: Vec<&[u8]> = Vec::with_capacity(parts.len() as usize);
+        for i in 0..parts.len() {
+            let part: Option<&[u8]> = parts
+                .get(i)
+                .map_err(|_| invalid(&format!("payloads[{i}]: not a Uint8Array")))?;
+            payloads.push(part.ok_or_else(|| invalid(&format!("payloads[{i}]: missing")))?);
+        }
+        let (first, _last) = engine(handle.wal.append_batch(partition, &payloads))?;
+        Ok(first as f64)
+    })
+}
