@@ -18,6 +18,9 @@ pub trait Fs: Send + Sync + 'static {
     /// Creates a new file (fails if it exists), read-write.
     fn create(&self, path: &Path) -> io::Result<Arc<dyn FsFile>>;
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Renames `from` to `to` (same directory), replacing nothing: the engine only
+    /// renames onto names that do not exist. Atomic; durable once `sync_dir` returns.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes creations and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Takes the directory's exclusive lock; `Ok(None)` when someone else holds it.
@@ -99,6 +102,10 @@ impl Fs for OsFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -9,7 +9,7 @@
 //! model torn writes), with every lock released.
 //!
 //! Faults:
-//! - every mutating or syncing call (`create_dir_all`, `create`, `remove`, `sync_dir`,
+//! - every mutating or syncing call (`create_dir_all`, `create`, `remove`, `rename`, `sync_dir`,
 //!   `write_all_at`, `set_len`, `preallocate`, `sync_data`) is numbered from 0 (`ops`);
 //! - `crash_at(n)`: call n and everything after it fail with EIO, reads included (the
 //!   process is dead: nothing more reaches the disk);
@@ -48,6 +48,8 @@ enum FileOp {
 enum DirOp {
     Link(String, Ino),
     Unlink(String),
+    /// One atomic step: after a power loss the file has either name, never both or none.
+    Rename(String, String),
 }
 
 struct Inode {
@@ -169,6 +171,11 @@ fn apply_dir(entries: &mut BTreeMap<String, Ino>, op: &DirOp) {
         }
         DirOp::Unlink(name) => {
             entries.remove(name);
+        }
+        DirOp::Rename(from, to) => {
+            if let Some(ino) = entries.remove(from) {
+                entries.insert(to.clone(), ino);
+            }
         }
     }
 }
@@ -599,6 +606,24 @@ impl Fs for SimFs {
         d.pending.push(DirOp::Unlink(name));
         let i = st.inode(ino);
         i.links = i.links.saturating_sub(1);
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.shared.lock_slow();
+        st.op(|| format!("rename {} {}", from.display(), to.display()))?;
+        let (dir, old) = split(from)?;
+        let (to_dir, new) = split(to)?;
+        if dir != to_dir {
+            return Err(err(libc::EXDEV));
+        }
+        let d = st.dirs.get_mut(&dir).ok_or_else(|| err(libc::ENOENT))?;
+        if d.live.contains_key(&new) {
+            return Err(err(libc::EEXIST));
+        }
+        let ino = d.live.remove(&old).ok_or_else(|| err(libc::ENOENT))?;
+        d.live.insert(new.clone(), ino);
+        d.pending.push(DirOp::Rename(old, new));
         Ok(())
     }
 

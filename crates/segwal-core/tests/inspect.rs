@@ -443,6 +443,9 @@ impl segwal_core::fs::Fs for Phantom {
     fn remove(&self, path: &Path) -> std::io::Result<()> {
         segwal_core::fs::OsFs.remove(path)
     }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        segwal_core::fs::OsFs.rename(from, to)
+    }
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
         segwal_core::fs::OsFs.sync_dir(dir)
     }
