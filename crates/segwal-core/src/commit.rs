@@ -42,80 +42,90 @@ struct Failed {
 }
 
 impl Inner {
+    /// Runs one round of `p` (everything staged up to `ROUND_BYTES`), then puts the
+    /// partition back at the end of the writers' queue if more is staged: a partition
+    /// whose queue refills as fast as it drains must not keep a writer to itself while
+    /// other partitions' appends, syncs, purges and truncates wait (API.md: appends to
+    /// different partitions do not wait on each other).
     pub(crate) fn process(&self, p: &Arc<Partition>) {
-        loop {
-            let (items, active, next_index) = {
+        let (items, active, next_index) = {
+            let mut st = p.lock();
+            if st.queue.is_empty() {
+                st.scheduled = false;
+                return;
+            }
+            (
+                take_round(&mut st.queue),
+                (st.active.take(), st.spare.take()),
+                st.next_index,
+            )
+        };
+        let (active, spare) = active;
+        let mut w = Writer {
+            inner: self,
+            p,
+            active,
+            spare,
+            next_index,
+            round: Round::default(),
+        };
+        let mut items = items.into_iter();
+        let mut outcome = Ok(());
+        for item in items.by_ref() {
+            if self.is_poisoned.load(Ordering::SeqCst) {
+                outcome = Err(Failed {
+                    error: self.poison_error(),
+                    fatal: true,
+                });
+                fail_item(item, &self.poison_error());
+                break;
+            }
+            let r = match item {
+                Item::Frames(f) => w.write_frames(f),
+                Item::Sync(done) => w.control(&done, |w| w.sync_active()),
+                Item::Purge(min, done) => w.control(&done, |w| w.purge(min)),
+                Item::Truncate(lsn, done) => w.control(&done, |w| w.truncate(lsn)),
+            };
+            if let Err(f) = r {
+                outcome = Err(f);
+                break;
+            }
+        }
+        if outcome.is_ok() {
+            outcome = w.commit();
+        }
+        match outcome {
+            Ok(()) => {
+                w.prepare_spare();
                 let mut st = p.lock();
-                if st.queue.is_empty() {
-                    st.scheduled = false;
-                    return;
-                }
-                (
-                    take_round(&mut st.queue),
-                    (st.active.take(), st.spare.take()),
-                    st.next_index,
-                )
-            };
-            let (active, spare) = active;
-            let mut w = Writer {
-                inner: self,
-                p,
-                active,
-                spare,
-                next_index,
-                round: Round::default(),
-            };
-            let mut items = items.into_iter();
-            let mut outcome = Ok(());
-            for item in items.by_ref() {
-                if self.is_poisoned.load(Ordering::SeqCst) {
-                    outcome = Err(Failed {
-                        error: self.poison_error(),
-                        fatal: true,
-                    });
-                    fail_item(item, &self.poison_error());
-                    break;
-                }
-                let r = match item {
-                    Item::Frames(f) => w.write_frames(f),
-                    Item::Sync(done) => w.control(&done, |w| w.sync_active()),
-                    Item::Purge(min, done) => w.control(&done, |w| w.purge(min)),
-                    Item::Truncate(lsn, done) => w.control(&done, |w| w.truncate(lsn)),
-                };
-                if let Err(f) = r {
-                    outcome = Err(f);
-                    break;
-                }
+                st.active = w.active.take();
+                st.spare = w.spare.take();
             }
-            if outcome.is_ok() {
-                outcome = w.commit();
-            }
-            match outcome {
-                Ok(()) => {
-                    w.prepare_spare();
-                    let mut st = p.lock();
-                    st.active = w.active.take();
-                    st.spare = w.spare.take();
+            Err(f) => {
+                let e = f.error.clone();
+                for item in items {
+                    fail_item(item, &e);
                 }
-                Err(f) => {
-                    let e = f.error.clone();
-                    for item in items {
-                        fail_item(item, &e);
-                    }
-                    let fatal = f.fatal || w.rollback().is_err();
-                    if fatal {
-                        self.poison(&e);
-                    }
-                    let mut st = p.lock();
-                    st.active = w.active.take();
-                    // Still the file after the active segment (a rotation that used it was
-                    // undone, removing it); forgotten, it would stay on disk and make every
-                    // later rotation fail to create it (EEXIST).
-                    st.spare = w.spare.take();
-                    drop(st);
-                    self.fail_all(p, &e);
+                let fatal = f.fatal || w.rollback().is_err();
+                if fatal {
+                    self.poison(&e);
                 }
+                let mut st = p.lock();
+                st.active = w.active.take();
+                // Still the file after the active segment (a rotation that used it was
+                // undone, removing it); forgotten, it would stay on disk and make every
+                // later rotation fail to create it (EEXIST).
+                st.spare = w.spare.take();
+                drop(st);
+                self.fail_all(p, &e);
             }
+        }
+        let mut st = p.lock();
+        if st.queue.is_empty() {
+            st.scheduled = false;
+        } else {
+            drop(st);
+            self.requeue(p);
         }
     }
 

@@ -634,6 +634,14 @@ impl Inner {
         self.sched_cv.notify_one();
     }
 
+    /// Puts a partition that is still `scheduled` back at the end of the writers' queue.
+    pub(crate) fn requeue(&self, p: &Arc<Partition>) {
+        let mut s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
+        s.ready.push_back(p.clone());
+        drop(s);
+        self.sched_cv.notify_one();
+    }
+
     fn enqueue_everywhere(&self, item: impl Fn(Arc<Done<()>>) -> Item) -> Vec<Arc<Done<()>>> {
         let mut all = Vec::new();
         for p in self.parts.iter().filter_map(|s| s.get()) {

@@ -241,3 +241,58 @@ fn a_new_wal_directory_survives_a_power_loss() {
         assert_eq!(wal.last_lsn(0).unwrap(), 1, "{path}");
     }
 }
+
+/// Issue #9, defect 4: a writer kept looping on one partition while its queue refilled,
+/// so with as many busy partitions as writers, a quiet partition's appends (and any
+/// sync, purge or truncate) waited without bound. Busy partitions now go to the back of
+/// the writers' queue after each round.
+#[test]
+fn a_quiet_partition_is_written_while_busy_ones_keep_every_writer_busy() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let fs = SimFs::new();
+    fs.set_latency(Duration::from_micros(200));
+    let wal = Arc::new(open(&fs, sim_opts(64 << 20, false)).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..6u16)
+        .map(|p| {
+            let (wal, stop) = (wal.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let payload = [7u8; 128];
+                let mut last = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    // Stay a few rounds ahead of the writer: its queue never drains.
+                    if last > wal.last_lsn(p).unwrap() + 40_000 {
+                        std::thread::sleep(Duration::from_micros(200));
+                        continue;
+                    }
+                    for _ in 0..500 {
+                        last = wal.append(p, &payload).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        let lsn = wal.append(100, b"quiet").unwrap();
+        let t = Instant::now();
+        while wal.last_lsn(100).unwrap() < lsn {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "partition 100 starved by busy ones"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        worst = worst.max(t.elapsed());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in producers {
+        t.join().unwrap();
+    }
+    assert!(wal.close().is_ok());
+    eprintln!("quiet partition: slowest ack {worst:?}");
+}
