@@ -291,6 +291,8 @@ test('Wal.open: bad options', async (t) => {
       ['intervalMs "10"', { intervalMs: '10' }],
       ['intervalMs null', { intervalMs: null }],
       ['intervalMs 10n', { intervalMs: 10n }],
+      ['intervalMs 1e300 (would overflow a Duration)', { intervalMs: 1e300 }],
+      ['intervalMs 2**31 (past setTimeout\'s limit)', { intervalMs: 2 ** 31 }],
     ].map(([label, v]) => [`sync: ${label}`, { sync: v }, /intervalMs|sync/]),
     ...opt('preallocate', [
       ['null', null],

@@ -52,6 +52,8 @@ const MIN_SEGMENT_SIZE = 1024
 const MAX_SEGMENT_SIZE = 4 * 1024 * 1024 * 1024
 const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024
 const MAX_PARTITION = 65535
+/** The longest sync interval: setTimeout's limit (about 24.8 days). */
+const MAX_INTERVAL_MS = 2147483647
 /**
  * Payloads up to this size are staged: copied into one buffer and handed to
  * the engine in one crossing per tick (or when the buffer fills). Larger ones
@@ -143,8 +145,8 @@ function parseOptions(options: unknown): ParsedOptions {
     else if (sync === 'none') parsed.sync = 1
     else if (isPlainObject(sync)) {
       const { intervalMs } = sync
-      if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs <= 0) {
-        throw invalidArgument('sync.intervalMs', 'a positive number of milliseconds', intervalMs)
+      if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs <= 0 || intervalMs > MAX_INTERVAL_MS) {
+        throw invalidArgument('sync.intervalMs', `a positive number of milliseconds up to ${MAX_INTERVAL_MS}`, intervalMs)
       }
       parsed.sync = 2
       parsed.intervalMs = intervalMs

@@ -12,15 +12,21 @@ use crate::acks::AckState;
 use crate::errors::{engine, guard, invalid};
 use crate::{u64_arg, WalHandle};
 
+/// The longest sync interval in milliseconds (setTimeout's limit, about 24.8 days); a
+/// larger one used to panic converting to a `Duration`.
+const MAX_INTERVAL_MS: f64 = 2_147_483_647.0;
+
 /// `sync` option: 0 = always, 1 = none, 2 = every `interval_ms`.
 fn sync_mode(mode: u32, interval_ms: f64) -> Result<core::SyncMode> {
     match mode {
         0 => Ok(core::SyncMode::Always),
         1 => Ok(core::SyncMode::None),
-        2 if interval_ms.is_finite() && interval_ms > 0.0 => {
-            Ok(core::SyncMode::Interval(Duration::from_secs_f64(interval_ms / 1000.0)))
-        }
-        2 => Err(invalid("sync.intervalMs must be a positive number")),
+        2 if interval_ms > 0.0 && interval_ms <= MAX_INTERVAL_MS => Duration::try_from_secs_f64(interval_ms / 1000.0)
+            .map(core::SyncMode::Interval)
+            .map_err(|_| invalid("sync.intervalMs must be a positive number of milliseconds up to 2147483647")),
+        2 => Err(invalid(
+            "sync.intervalMs must be a positive number of milliseconds up to 2147483647",
+        )),
         _ => Err(invalid("sync must be 'always', 'none' or { intervalMs }")),
     }
 }

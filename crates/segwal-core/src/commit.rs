@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{self, SEGMENT_HEADER_LEN};
-use crate::fs::FsFile;
+use crate::options::SyncMode;
 use crate::partition::{AckEvent, Active, Frames, Item, Partition, Position, PurgeResult, Reply};
 use crate::segment::{self, SegMeta, MARK_EVERY};
 use crate::truncate;
-use crate::wal::{Inner, SyncMode};
+use crate::wal::Inner;
 
 /// What one round changed, published under the partition lock when it is durable.
 #[derive(Default)]
@@ -19,7 +19,8 @@ struct Round {
     /// Segments written in this round, oldest first; the first may be the one that was
     /// active before the round.
     touched: Vec<SegMeta>,
-    /// Segments created in this round (removed again if the round fails).
+    /// Segments created in this round (removed again if the round fails); their names
+    /// must be durable (directory synced) before anything in them is acknowledged.
     created: Vec<u64>,
     positions: Vec<Position>,
     last_lsn: Option<u64>,
@@ -30,7 +31,8 @@ struct Writer<'a> {
     inner: &'a Inner,
     p: &'a Partition,
     active: Option<Active>,
-    spare: Option<(u64, Arc<dyn FsFile>)>,
+    /// Index of the spare made ahead (see `segment::create_spare`).
+    spare: Option<u64>,
     next_index: u64,
     round: Round,
 }
@@ -70,25 +72,27 @@ impl Inner {
             round: Round::default(),
         };
         let mut items = items.into_iter();
-        let mut outcome = Ok(());
-        for item in items.by_ref() {
-            if self.is_poisoned.load(Ordering::SeqCst) {
-                outcome = Err(Failed {
-                    error: self.poison_error(),
-                    fatal: true,
-                });
-                fail_item(item, &self.poison_error());
-                break;
-            }
-            let r = match item {
-                Item::Frames(f) => w.write_frames(f),
-                Item::Sync(done) => w.control(&done, |w| w.sync_active()),
-                Item::Purge(min, done) => w.control(&done, |w| w.purge(min)),
-                Item::Truncate(lsn, done) => w.control(&done, |w| w.truncate(lsn)),
-            };
-            if let Err(f) = r {
-                outcome = Err(f);
-                break;
+        let mut outcome = w.open_active();
+        if outcome.is_ok() {
+            for item in items.by_ref() {
+                if self.is_poisoned.load(Ordering::SeqCst) {
+                    outcome = Err(Failed {
+                        error: self.poison_error(),
+                        fatal: true,
+                    });
+                    fail_item(item, &self.poison_error());
+                    break;
+                }
+                let r = match item {
+                    Item::Frames(f) => w.write_frames(f),
+                    Item::Sync(done) => w.control(&done, |w| w.sync_active()),
+                    Item::Purge(min, done) => w.control(&done, |w| w.purge(min)),
+                    Item::Truncate(lsn, done) => w.control(&done, |w| w.truncate(lsn)),
+                };
+                if let Err(f) = r {
+                    outcome = Err(f);
+                    break;
+                }
             }
         }
         if outcome.is_ok() {
@@ -127,6 +131,39 @@ impl Inner {
             drop(st);
             self.requeue(p);
         }
+        if self.files_opened.load(Ordering::Relaxed) > MAX_OPEN_FILES / 2 {
+            self.close_idle_files();
+        }
+    }
+
+    /// Closes the files of the least recently written parked segments beyond half of
+    /// `MAX_OPEN_FILES`: with thousands of partitions, one open file each would exhaust
+    /// the process's descriptors. Dirty ones too: the page cache keeps their data and a
+    /// reopened file's fdatasync flushes it (and reports a writeback error no descriptor
+    /// has seen yet).
+    pub(crate) fn close_idle_files(&self) {
+        self.files_opened.store(0, Ordering::Relaxed);
+        let mut open: Vec<(u64, usize)> = Vec::new();
+        for (i, slot) in self.parts.iter().enumerate() {
+            let Some(p) = slot.get() else { continue };
+            let Ok(st) = p.st.try_lock() else { continue };
+            if let Some(a) = st.active.as_ref().filter(|a| a.file.is_some()) {
+                open.push((a.last_used, i));
+            }
+        }
+        let Some(excess) = open.len().checked_sub(MAX_OPEN_FILES / 2).filter(|&n| n > 0) else {
+            return;
+        };
+        open.sort_unstable();
+        for &(_, i) in &open[..excess] {
+            if let Some(p) = self.parts[i].get() {
+                if let Ok(mut st) = p.st.try_lock() {
+                    if let Some(a) = st.active.as_mut() {
+                        a.file = None;
+                    }
+                }
+            }
+        }
     }
 
     /// Rejects everything staged and unacknowledged; LSNs restart after the last acked one.
@@ -149,14 +186,16 @@ impl Inner {
     }
 }
 
+/// Segment files held open by parked partitions at most, about (see `close_idle_files`).
+const MAX_OPEN_FILES: usize = 256;
+
 /// Bytes written between writeback hints when rounds are not synced.
 const WRITEBACK_EVERY: u64 = 1 << 20;
 
 /// Staged bytes one round takes at most, so that one acknowledgement (and the promises
-/// the caller resolves for it at once) stays bounded however much is queued, and so
-/// that only the last `ROUND_BYTES` of a segment can be unsynced when the power goes
-/// (recovery checks that much of the tail: `segment::TAIL_CHECK`).
-pub(crate) const ROUND_BYTES: usize = segment::TAIL_CHECK as usize;
+/// the caller resolves for it at once) stays bounded however much is queued, and other
+/// partitions get their turn.
+pub(crate) const ROUND_BYTES: usize = 1 << 20;
 
 /// Takes the queue's head for one round: items up to `ROUND_BYTES` of frames (at least one).
 fn take_round(queue: &mut std::collections::VecDeque<Item>) -> std::collections::VecDeque<Item> {
@@ -183,6 +222,28 @@ fn fail_item(item: Item, e: &Error) {
 }
 
 impl Writer<'_> {
+    /// Opens the active segment's file if it was closed while parked, and notes the
+    /// round for `Inner::close_idle_files`.
+    fn open_active(&mut self) -> std::result::Result<(), Failed> {
+        let tick = self.inner.rounds.fetch_add(1, Ordering::Relaxed);
+        let Some(a) = self.active.as_mut() else { return Ok(()) };
+        a.last_used = tick;
+        if a.file.is_none() {
+            let name = format::segment_file_name(self.p.id, a.index);
+            let file = self
+                .inner
+                .fs
+                .open(&self.inner.dir.join(&name), true)
+                .map_err(|e| Failed {
+                    error: Error::io(&e, format!("opening {name}")),
+                    fatal: false,
+                })?;
+            a.file = Some(file);
+            self.inner.files_opened.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     fn seg_size(&self) -> u64 {
         self.inner.opts.segment_size
     }
@@ -225,6 +286,12 @@ impl Writer<'_> {
             };
             for r in &f.recs[i..i + n] {
                 let len = r.frame_len as usize;
+                if !a.dirty {
+                    // Nothing placed in this segment since its last fdatasync: all that
+                    // precedes this frame is durable, which recovery may rely on.
+                    format::mark_sync_point(&mut f.buf[at..at + len]);
+                    a.dirty = true;
+                }
                 format::seal(&mut f.buf[at..at + len], a.salt);
                 if r.single {
                     self.round.positions.push(Position {
@@ -270,7 +337,7 @@ impl Writer<'_> {
         };
         let at = a.offset - bytes.len() as u64;
         a.dirty = true;
-        a.file.write_all_at(bytes, at).map_err(|e| Failed {
+        a.file().and_then(|f| f.write_all_at(bytes, at)).map_err(|e| Failed {
             error: Error::io(&e, format!("writing {}", format::segment_file_name(self.p.id, a.index))),
             fatal: false,
         })?;
@@ -282,7 +349,9 @@ impl Writer<'_> {
         // then stalls the writer for the whole segment; start their writeback as we go
         // (as RocksDB's bytes_per_sync does), so that fdatasync finds little left to do.
         if self.inner.opts.sync != SyncMode::Always && a.offset - a.writeback_from >= WRITEBACK_EVERY {
-            let _ = a.file.start_writeback(a.writeback_from, a.offset - a.writeback_from);
+            let _ = a
+                .file()
+                .and_then(|f| f.start_writeback(a.writeback_from, a.offset - a.writeback_from));
             a.writeback_from = a.offset;
         }
         Ok(())
@@ -293,7 +362,7 @@ impl Writer<'_> {
         if !a.dirty {
             return Ok(());
         }
-        a.file.sync_data().map_err(|e| Failed {
+        a.file().and_then(|f| f.sync_data()).map_err(|e| Failed {
             error: Error::io(
                 &e,
                 format!("fdatasync of {}", format::segment_file_name(self.p.id, a.index)),
@@ -306,27 +375,32 @@ impl Writer<'_> {
     }
 
     /// Seals the active segment (synced, so nothing in it can go missing once a later
-    /// segment exists) and starts the next one, whose directory entry is durable before
-    /// anything is written to it. Usually the next file was created ahead of time, so
-    /// a rotation costs the old segment's fdatasync and a header write, no more.
+    /// segment exists) and starts the next one; its name becomes durable with the round's
+    /// directory sync, before anything in it is acknowledged. Usually the spare made ahead
+    /// is renamed into place, so a rotation costs the old segment's fdatasync, a rename and
+    /// a header write, no create and no preallocation.
     fn rotate(&mut self, first_lsn: u64) -> std::result::Result<(), Failed> {
         self.sync_active()?;
         let index = self.active.as_ref().map_or(self.next_index, |a| a.index + 1);
-        let fs = self.inner.fs.as_ref();
-        let file = match self.spare.take() {
-            Some((i, f)) if i == index => f,
-            stale => {
-                if let Some((i, _)) = stale {
-                    let _ = fs.remove(&self.inner.dir.join(format::segment_file_name(self.p.id, i)));
-                }
+        let (fs, dir, pid) = (self.inner.fs.as_ref(), &self.inner.dir, self.p.id);
+        let spare = match self.spare.take() {
+            Some(i) if i == index => segment::activate_spare(fs, dir, pid, index).ok(),
+            Some(stale) => {
+                let _ = fs.remove(&dir.join(format::spare_file_name(pid, stale)));
+                None
+            }
+            None => None,
+        };
+        let file = match spare {
+            Some(file) => file,
+            None => {
                 let prealloc = self.inner.opts.preallocate.then_some(self.seg_size());
-                segment::create_file(fs, &self.inner.dir, self.p.id, index, prealloc)
-                    .map_err(|error| Failed { error, fatal: false })?
+                segment::create_file(fs, dir, pid, index, prealloc).map_err(|error| Failed { error, fatal: false })?
             }
         };
         self.round.created.push(index);
-        let header = segment::start(file.as_ref(), self.p.id, index, first_lsn)
-            .map_err(|error| Failed { error, fatal: false })?;
+        let header =
+            segment::start(file.as_ref(), pid, index, first_lsn).map_err(|error| Failed { error, fatal: false })?;
         self.round.touched.push(SegMeta {
             index,
             first_lsn,
@@ -335,46 +409,42 @@ impl Writer<'_> {
             salt: header.salt,
             marks: Vec::new(),
         });
-        let mut started = Active::resume(file, index, header.salt, first_lsn, SEGMENT_HEADER_LEN as u64);
+        self.inner.files_opened.fetch_add(1, Ordering::Relaxed);
+        let mut started = Active::resume(Some(file), index, header.salt, first_lsn, SEGMENT_HEADER_LEN as u64);
+        started.last_used = self.inner.rounds.load(Ordering::Relaxed);
         started.dirty = true; // the header is not synced yet
         self.active = Some(started);
         self.next_index = index + 1;
         Ok(())
     }
 
-    /// Creates the next segment's file once the active one is half full, between rounds,
-    /// so that rotation does not wait for a create, a preallocation and a directory sync.
-    /// Best effort: if it fails, rotation creates the file itself and reports the error.
+    /// Makes the next segment's spare once the active one is half full, between rounds,
+    /// so that rotation does not wait for a create and a preallocation. Only partitions
+    /// being written get one, and it holds no descriptor. Best effort: if it fails,
+    /// rotation creates the file itself and reports the error.
     fn prepare_spare(&mut self) {
         let Some(a) = self.active.as_ref() else { return };
         if self.spare.is_some() || a.offset < self.seg_size() / 2 {
             return;
         }
+        let (fs, dir, pid, index) = (self.inner.fs.as_ref(), &self.inner.dir, self.p.id, a.index + 1);
+        // One left by a failed earlier attempt would make the create fail (EEXIST).
+        let _ = fs.remove(&dir.join(format::spare_file_name(pid, index)));
         let prealloc = self.inner.opts.preallocate.then_some(self.seg_size());
-        if let Ok(f) = segment::create_file(
-            self.inner.fs.as_ref(),
-            &self.inner.dir,
-            self.p.id,
-            a.index + 1,
-            prealloc,
-        ) {
-            self.spare = Some((a.index + 1, f));
+        if segment::create_spare(fs, dir, pid, index, prealloc).is_ok() {
+            self.spare = Some(index);
         }
     }
 
-    /// Removes the spare file (before a truncate or at close: it must not outlive the
-    /// segment it was made to follow).
+    /// Removes the spare (before a truncate: it must not outlive the segment it was made
+    /// to follow). A spare left behind by a crash is deleted at open, so no directory sync.
     pub(crate) fn drop_spare(&mut self) -> Result<()> {
-        if let Some((i, _)) = self.spare.take() {
-            let name = format::segment_file_name(self.p.id, i);
+        if let Some(i) = self.spare.take() {
+            let name = format::spare_file_name(self.p.id, i);
             self.inner
                 .fs
                 .remove(&self.inner.dir.join(&name))
                 .map_err(|e| Error::io(&e, format!("removing {name}")))?;
-            self.inner
-                .fs
-                .sync_dir(&self.inner.dir)
-                .map_err(|e| Error::io(&e, "syncing the WAL directory"))?;
         }
         Ok(())
     }
@@ -383,6 +453,14 @@ impl Writer<'_> {
     fn commit(&mut self) -> std::result::Result<(), Failed> {
         if self.inner.opts.sync == SyncMode::Always {
             self.sync_active()?;
+        }
+        if !self.round.created.is_empty() {
+            // A segment's name must be durable before anything in it is acknowledged:
+            // a power loss could otherwise take the file and the records with it.
+            self.inner.fs.sync_dir(&self.inner.dir).map_err(|e| Failed {
+                error: Error::io(&e, "syncing the WAL directory"),
+                fatal: true,
+            })?;
         }
         let round = std::mem::take(&mut self.round);
         let mut st = self.p.lock();
@@ -445,36 +523,45 @@ impl Writer<'_> {
         }
     }
 
+    /// Deletes the oldest sealed segments wholly below `min_lsn`, oldest first. Each leaves
+    /// the table only once its file is gone, so a purge that fails midway (EIO, EACCES)
+    /// leaves the table and the directory agreeing, with everything from the failure on
+    /// still readable.
     fn purge(&mut self, min_lsn: u64) -> std::result::Result<PurgeResult, Failed> {
-        let victims: Vec<SegMeta> = {
-            let mut st = self.p.lock();
-            let keep_from = st
-                .segs
+        let victims: Vec<(u64, u64)> = {
+            let st = self.p.lock();
+            st.segs
                 .iter()
                 .take(st.segs.len().saturating_sub(1))
                 .take_while(|s| s.last_lsn < min_lsn)
-                .count();
-            let v: Vec<SegMeta> = st.segs.drain(..keep_from).collect();
+                .map(|s| (s.index, s.bytes))
+                .collect()
+        };
+        let mut res = PurgeResult::default();
+        let mut failed = None;
+        for &(index, bytes) in &victims {
+            let name = format::segment_file_name(self.p.id, index);
+            if let Err(e) = self.inner.fs.remove(&self.inner.dir.join(&name)) {
+                failed = Some(Error::io(&e, format!("removing {name}")));
+                break;
+            }
+            let mut st = self.p.lock();
+            st.segs.remove(0);
             if let Some(first) = st.segs.first() {
                 st.log_start = first.first_lsn;
             }
-            v
-        };
-        let mut res = PurgeResult::default();
-        for s in &victims {
-            let name = format::segment_file_name(self.p.id, s.index);
-            self.inner.fs.remove(&self.inner.dir.join(&name)).map_err(|e| Failed {
-                error: Error::io(&e, format!("removing {name}")),
-                fatal: false,
-            })?;
+            drop(st);
             res.segments_deleted += 1;
-            res.bytes_freed += s.bytes;
+            res.bytes_freed += bytes;
         }
-        if !victims.is_empty() {
+        if res.segments_deleted > 0 {
             self.inner.fs.sync_dir(&self.inner.dir).map_err(|e| Failed {
                 error: Error::io(&e, "syncing the WAL directory"),
                 fatal: false,
             })?;
+        }
+        if let Some(error) = failed {
+            return Err(Failed { error, fatal: false });
         }
         res.first_lsn = self.p.lock().first_retained();
         Ok(res)
@@ -486,12 +573,20 @@ impl Writer<'_> {
     /// finishes or undoes it consistently; going on from here cannot.
     fn truncate(&mut self, lsn: u64) -> std::result::Result<(), Failed> {
         self.drop_spare().map_err(|error| Failed { error, fatal: true })?;
-        truncate::truncate_after(self.inner, self.p, &mut self.active, &mut self.next_index, lsn)
+        let files = truncate::Files {
+            fs: self.inner.fs.as_ref(),
+            dir: &self.inner.dir,
+            opts: &self.inner.opts,
+        };
+        truncate::truncate_after(&files, self.p, &mut self.active, &mut self.next_index, lsn)
             .map_err(|error| Failed { error, fatal: true })
     }
 
     /// Puts the disk back to the last published state after a failed round.
     fn rollback(&mut self) -> Result<()> {
+        if self.round.touched.is_empty() && self.round.created.is_empty() {
+            return Ok(()); // nothing was written (e.g. the file could not be opened)
+        }
         let (published, salt) = {
             let st = self.p.lock();
             (
@@ -525,13 +620,12 @@ impl Writer<'_> {
             let file = fs
                 .open(&dir.join(&name), true)
                 .map_err(|e| Error::io(&e, format!("opening {name}")))?;
-            self.active = Some(Active::resume(file, index, salt, first_lsn, bytes));
+            self.active = Some(Active::resume(Some(file), index, salt, first_lsn, bytes));
         }
         if let Some(a) = self.active.as_mut() {
             let name = format::segment_file_name(self.p.id, a.index);
-            a.file
-                .set_len(bytes)
-                .and_then(|_| a.file.sync_data())
+            a.file()
+                .and_then(|f| f.set_len(bytes).and_then(|_| f.sync_data()))
                 .map_err(|e| Error::io(&e, format!("cutting {name} back after a failed write")))?;
             a.offset = bytes;
             a.dirty = false;

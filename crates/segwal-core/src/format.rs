@@ -2,7 +2,7 @@
 //!
 //! Pure byte layout: no files here, so every rule can be tested byte by byte.
 
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"\x89SEGWAL\n";
 pub const SEGMENT_HEADER_LEN: usize = 64;
 pub const FRAME_HEADER_LEN: usize = 24;
@@ -14,6 +14,11 @@ pub const MAX_PAYLOAD_LEN: u64 = (u32::MAX as u64 - FRAME_OVERHEAD as u64) & !7;
 
 /// A user record.
 pub const KIND_RECORD: u8 = 1;
+/// Frame flag (byte 21): when this frame was written, every byte before it in its
+/// segment was already durable (fdatasync had returned). Recovery uses it to tell damage
+/// to synced data (an error) from a hole that a power loss left in unsynced writes (a
+/// torn tail): a valid sync-point frame after the damage proves the damage was synced.
+pub const FLAG_SYNC_POINT: u8 = 1;
 
 /// Bytes a frame occupies for a payload of `payload_len` bytes.
 #[inline]
@@ -92,6 +97,8 @@ pub struct FrameInfo {
     /// Records of the same batch that follow this one (0: a single record or a batch's last).
     pub batch_left: u32,
     pub kind: u8,
+    /// See [`FLAG_SYNC_POINT`].
+    pub sync_point: bool,
     pub frame_len: usize,
 }
 
@@ -128,6 +135,12 @@ pub fn push_frame(buf: &mut Vec<u8>, lsn: u64, batch_left: u32, payload: &[u8]) 
     buf.extend_from_slice(&[0u8; 4]);
 }
 
+/// Marks an unsealed frame as a sync point (see [`FLAG_SYNC_POINT`]).
+#[inline]
+pub fn mark_sync_point(frame: &mut [u8]) {
+    frame[21] |= FLAG_SYNC_POINT;
+}
+
 /// Fills the checksum of one frame built by `push_frame`, seeded with the segment's salt.
 /// The checksum covers everything in the frame but itself, trailer length included.
 #[inline]
@@ -149,7 +162,7 @@ pub fn decode(buf: &[u8], salt: u32, max_payload: u64) -> Decoded {
         return Decoded::Invalid("record length out of range");
     }
     let kind = buf[20];
-    if kind != KIND_RECORD || buf[21..24] != [0, 0, 0] {
+    if kind != KIND_RECORD || buf[21] & !FLAG_SYNC_POINT != 0 || buf[22..24] != [0, 0] {
         return Decoded::Invalid("unknown record kind");
     }
     let flen = frame_len(len as usize);
@@ -168,6 +181,7 @@ pub fn decode(buf: &[u8], salt: u32, max_payload: u64) -> Decoded {
         payload_len: len,
         batch_left: le32(buf, 16),
         kind,
+        sync_point: buf[21] & FLAG_SYNC_POINT != 0,
         frame_len: flen,
     })
 }
@@ -200,12 +214,30 @@ pub fn segment_file_name(partition: u16, index: u64) -> String {
     format!("part_{partition}_{index:010}.wal")
 }
 
-/// Parses a segment file name; anything else in the directory is not ours.
+/// File name of the spare made ahead of time for segment `index`: a name of its own
+/// (API.md), so that anything listing `part_*_*.wal` sees exactly the real segments. It
+/// becomes `segment_file_name(partition, index)` by rename when it comes into use.
+pub fn spare_file_name(partition: u16, index: u64) -> String {
+    format!("part_{partition}_{index:010}.tmp")
+}
+
+/// Parses a segment file name; anything else in the directory is not ours. Indexes have
+/// 10 digits, zero-padded; past 9,999,999,999 they simply have more (never a leading zero).
 pub fn parse_segment_file_name(name: &str) -> Option<(u16, u64)> {
-    let rest = name.strip_prefix("part_")?.strip_suffix(".wal")?;
+    parse_indexed(name, ".wal")
+}
+
+/// Parses a spare's file name (see [`spare_file_name`]).
+pub fn parse_spare_file_name(name: &str) -> Option<(u16, u64)> {
+    parse_indexed(name, ".tmp")
+}
+
+fn parse_indexed(name: &str, suffix: &str) -> Option<(u16, u64)> {
+    let rest = name.strip_prefix("part_")?.strip_suffix(suffix)?;
     let (p, idx) = rest.split_once('_')?;
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-    if !digits(p) || idx.len() != 10 || !digits(idx) || (p.len() > 1 && p.starts_with('0')) {
+    let padded = idx.len() == 10 || (idx.len() > 10 && !idx.starts_with('0'));
+    if !digits(p) || !padded || !digits(idx) || (p.len() > 1 && p.starts_with('0')) {
         return None;
     }
     let index: u64 = idx.parse().ok()?;
@@ -304,11 +336,20 @@ mod tests {
             parse_segment_file_name("part_65535_9999999999.wal"),
             Some((65535, 9_999_999_999))
         );
+        assert_eq!(segment_file_name(2, 10_000_000_000), "part_2_10000000000.wal");
+        assert_eq!(
+            parse_segment_file_name("part_2_10000000000.wal"),
+            Some((2, 10_000_000_000))
+        );
+        assert_eq!(spare_file_name(1, 2), "part_1_0000000002.tmp");
+        assert_eq!(parse_spare_file_name("part_1_0000000002.tmp"), Some((1, 2)));
+        assert_eq!(parse_segment_file_name("part_1_0000000002.tmp"), None);
         for bad in [
             "part_1_1.wal",
             "part_65536_0000000001.wal",
             "part_1_0000000000.wal",
             "part_01_0000000001.wal",
+            "part_1_00000000001.wal",
             "x_1_0000000001.wal",
             "part_1_0000000001.wal.tmp",
             "segwal.lock",

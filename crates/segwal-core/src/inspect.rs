@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::error::{Error, ErrorCode, Result};
 use crate::format::{self, Decoded, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::fs::{Fs, FsFile, OsFs};
+use crate::recovery;
 use crate::segment;
 use crate::truncate;
 
@@ -191,6 +192,7 @@ pub fn inspect_with(fs: &dyn Fs, dir: &Path) -> Result<Vec<PartitionReport>> {
             fs,
             dir,
             partition: p,
+            clean: layout.clean,
             full: false,
             progress: &mut |_| {},
             done: &mut done,
@@ -226,6 +228,7 @@ pub fn verify_with(fs: &dyn Fs, dir: &Path, progress: &mut dyn FnMut(u64, u64)) 
             fs,
             dir,
             partition: p,
+            clean: layout.clean,
             full: true,
             progress: &mut tick,
             done: &mut done,
@@ -247,6 +250,8 @@ pub fn verify_with(fs: &dyn Fs, dir: &Path, progress: &mut dyn FnMut(u64, u64)) 
 struct Layout {
     partitions: BTreeMap<u16, PartFiles>,
     intents: BTreeSet<u16>,
+    /// The last close was clean (see `recovery::CLEAN_FILE`): nothing can be torn.
+    clean: bool,
 }
 
 #[derive(Default, Clone)]
@@ -266,6 +271,7 @@ impl Layout {
         let mut layout = Layout {
             partitions: BTreeMap::new(),
             intents: BTreeSet::new(),
+            clean: names.iter().any(|n| n == recovery::CLEAN_FILE),
         };
         for name in names {
             if let Some((p, index)) = format::parse_segment_file_name(&name) {
@@ -323,6 +329,7 @@ struct Walk<'a> {
     fs: &'a dyn Fs,
     dir: &'a Path,
     partition: u16,
+    clean: bool,
     /// Scan every frame (verify) rather than trust the last one (inspect).
     full: bool,
     /// Called with the bytes done so far (over all partitions).
@@ -509,15 +516,17 @@ impl Walk<'_> {
         }
         // Every frame up to the end checks out but the last batch is unfinished (torn
         // if newest); or decoding stopped at `bad_at` (torn if nothing valid follows).
-        let (bad_at, why, torn) = match frames.stopped {
-            None => (frames.good_end, "incomplete batch", newest),
-            Some((at, why)) => {
-                let torn = newest
-                    && segment::damage_is_torn(file.as_ref(), header.salt, at, len, frames.good_last_lsn + 1)
-                        .map_err(io("reading"))?;
-                (at, why, torn)
-            }
-        };
+        let (bad_at, why) = frames.stopped.unwrap_or((frames.good_end, "incomplete batch"));
+        let torn = newest
+            && recovery::is_torn(
+                file.as_ref(),
+                header.salt,
+                frames.stopped.map(|(at, _)| at),
+                len,
+                frames.good_last_lsn + 1,
+                self.clean,
+            )
+            .map_err(io("reading"))?;
         let problem = if torn {
             Problem::torn(name, frames.good_end, why, len - frames.good_end)
         } else if newest {
@@ -543,11 +552,11 @@ impl Walk<'_> {
             });
         }
         if !self.full {
-            if let Some((at, f)) = segment::read_frame_ending_at(file, header.salt, len)? {
-                // Like open: the last frame, and for the newest segment the last
-                // TAIL_CHECK bytes frame by frame.
-                let intact = || segment::tail_is_intact(file, header.salt, (at, f.lsn), len);
-                if f.batch_left == 0 && f.lsn >= first && (!newest || intact()?) {
+            if let Some((_, f)) = segment::read_frame_ending_at(file, header.salt, len)? {
+                // Like open: the last frame, and for the newest segment everything back
+                // to its last sync point.
+                let intact = || segment::intact_tail(file, header.salt, first, len);
+                if f.batch_left == 0 && f.lsn >= first && (!newest || intact()?.is_some()) {
                     self.advance(len);
                     return Ok(Frames {
                         good_end: len,
@@ -629,6 +638,7 @@ pub struct Records {
     batch: Vec<Record>,
     ready: VecDeque<Record>,
     done: bool,
+    clean: bool,
 }
 
 struct Cursor {
@@ -673,6 +683,7 @@ pub fn records_with(fs: Arc<dyn Fs>, dir: &Path, partition: u16, from_lsn: u64) 
         batch: Vec::new(),
         ready: VecDeque::new(),
         done: false,
+        clean: layout.clean,
     };
     if it.indices.is_empty() {
         it.done = true;
@@ -894,9 +905,15 @@ impl Records {
             return Ok(());
         };
         let torn = cur.newest
-            && (!bad_frame
-                || segment::damage_is_torn(cur.file.as_ref(), cur.salt, at, cur.len, min_lsn)
-                    .map_err(|e| Error::io(&e, format!("reading {}", cur.name)))?);
+            && recovery::is_torn(
+                cur.file.as_ref(),
+                cur.salt,
+                bad_frame.then_some(at),
+                cur.len,
+                min_lsn,
+                self.clean,
+            )
+            .map_err(|e| Error::io(&e, format!("reading {}", cur.name)))?;
         if torn {
             return Ok(());
         }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod format;
 pub mod fs;
 pub mod inspect;
+mod options;
 mod partition;
 mod reader;
 mod recovery;
@@ -17,9 +18,7 @@ mod truncate;
 mod wal;
 
 pub use error::{Error, ErrorCode, Result};
+pub use options::{Options, SyncMode, Truncation, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 pub use partition::{AckEvent, Position, PurgeResult};
 pub use reader::{Batch, Reader, RecordRef, Start};
-pub use wal::{
-    Ack, Options, PartitionStats, Pending, SegmentInfo, Stats, SyncMode, Truncation, Wal, DEFAULT_SEGMENT_SIZE,
-    MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
-};
+pub use wal::{Ack, PartitionStats, Pending, SegmentInfo, Stats, Wal};

@@ -28,7 +28,12 @@ impl Partition {
 /// The segment being appended to. Owned by whichever worker is processing the
 /// partition; parked in `PState::active` between rounds.
 pub struct Active {
-    pub file: Arc<dyn FsFile>,
+    /// Closed while parked when too many partitions hold one (see
+    /// `Inner::close_idle_files`); the writer reopens it for its next round.
+    pub file: Option<Arc<dyn FsFile>>,
+    /// The writers' round count when this segment was last written (for closing the
+    /// least recently used files first).
+    pub last_used: u64,
     pub index: u64,
     pub salt: u32,
     pub first_lsn: u64,
@@ -44,9 +49,10 @@ pub struct Active {
 
 impl Active {
     /// A segment taken up for appending at `offset`, with nothing unsynced in it.
-    pub fn resume(file: Arc<dyn FsFile>, index: u64, salt: u32, first_lsn: u64, offset: u64) -> Active {
+    pub fn resume(file: Option<Arc<dyn FsFile>>, index: u64, salt: u32, first_lsn: u64, offset: u64) -> Active {
         Active {
             file,
+            last_used: 0,
             index,
             salt,
             first_lsn,
@@ -55,6 +61,13 @@ impl Active {
             last_mark: None,
             writeback_from: offset,
         }
+    }
+
+    /// The open file (the writer opens it at the start of each round).
+    pub fn file(&self) -> std::io::Result<&Arc<dyn FsFile>> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("segment file not open"))
     }
 }
 
@@ -83,8 +96,8 @@ pub struct PState {
     /// The lowest LSN `truncate_after` removed in the current epoch (readers beyond it fail).
     pub cut_lsn: u64,
     pub active: Option<Active>,
-    /// The next segment, created ahead (see `commit::prepare_spare`): (index, file).
-    pub spare: Option<(u64, Arc<dyn FsFile>)>,
+    /// Index of the next segment's spare, made ahead (see `segment::create_spare`).
+    pub spare: Option<u64>,
     /// Emptied staging buffers kept for reuse (capacity is what matters).
     pub free_frames: Option<Frames>,
     /// Acknowledgements not yet taken by `take_acks`.

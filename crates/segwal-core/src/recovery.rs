@@ -9,10 +9,10 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::fs::{Fs, FsFile};
+use crate::options::{Options, Truncation};
 use crate::partition::{Active, PState};
 use crate::segment::{self, SegMeta};
 use crate::truncate;
-use crate::wal::{Options, Truncation};
 
 pub(crate) struct Found {
     pub partitions: Vec<(u16, PState)>,
@@ -21,14 +21,52 @@ pub(crate) struct Found {
 
 const HEADER: u64 = SEGMENT_HEADER_LEN as u64;
 
+/// Left by a `close()` that made everything durable; removed (durably) by the next open
+/// before anything is written. Its presence means no tail can be torn: any damage found
+/// is damage, never a power loss's leftovers (Kafka's clean-shutdown file does the same).
+pub(crate) const CLEAN_FILE: &str = "segwal.clean";
+
+/// Records a clean shutdown (see [`CLEAN_FILE`]); everything must be durable already.
+pub(crate) fn mark_clean(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::io(&e, format!("marking {} cleanly closed", dir.display()));
+    fs.create(&dir.join(CLEAN_FILE)).map_err(io)?;
+    fs.sync_dir(dir).map_err(io)
+}
+
+/// The one torn-versus-damaged decision: open cuts what it calls torn, inspect and verify
+/// report it the same way. The frames of a partition's newest segment stop checking out
+/// at `at` (`None`: every frame is valid but the last batch is unfinished); that is a
+/// torn tail, written after the last completed fdatasync, unless the last close was clean
+/// (then nothing was unsynced) or a sync-point frame follows (`segment::damage_is_torn`).
+pub(crate) fn is_torn(
+    file: &dyn FsFile,
+    salt: u32,
+    at: Option<u64>,
+    end: u64,
+    min_lsn: u64,
+    clean: bool,
+) -> std::io::Result<bool> {
+    Ok(!clean
+        && match at {
+            None => true,
+            Some(at) => segment::damage_is_torn(file, salt, at, end, min_lsn)?,
+        })
+}
+
 pub(crate) fn recover(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<Found> {
     let list = |fs: &dyn Fs| {
         fs.list_dir(dir)
             .map_err(|e| Error::io(&e, format!("listing {}", dir.display())))
     };
-    for name in list(fs)? {
+    let names = list(fs)?;
+    let clean = names.iter().any(|n| n == CLEAN_FILE);
+    for name in names {
         if truncate::is_intent_file(&name) {
             truncate::replay_intent(fs, dir, &name)?;
+        } else if format::parse_spare_file_name(&name).is_some() {
+            // A spare made ahead and never used: nothing in it was ever acknowledged.
+            fs.remove(&dir.join(&name))
+                .map_err(|e| Error::io(&e, format!("removing {name}")))?;
         }
     }
     let mut by_partition: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
@@ -47,6 +85,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<Found> 
             fs,
             dir,
             opts,
+            clean,
             partition: p,
             truncations: &mut found.truncations,
         };
@@ -54,6 +93,14 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<Found> 
             found.partitions.push((p, st));
         }
     }
+    if clean {
+        fs.remove(&dir.join(CLEAN_FILE))
+            .map_err(|e| Error::io(&e, format!("removing {CLEAN_FILE}")))?;
+    }
+    // Names a killed process created, renamed or removed may not be durable yet, and the
+    // log is about to be read and extended as it is now (and the clean mark is gone).
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io(&e, format!("syncing {}", dir.display())))?;
     Ok(found)
 }
 
@@ -61,13 +108,16 @@ struct PartitionRecovery<'a> {
     fs: &'a dyn Fs,
     dir: &'a Path,
     opts: &'a Options,
+    /// The last close was clean: nothing can be torn, nothing is unsynced.
+    clean: bool,
     partition: u16,
     truncations: &'a mut Vec<Truncation>,
 }
 
+/// A segment whose header checked out. No descriptor is kept: a partition may have
+/// thousands of segments, and open must not need one descriptor per segment.
 struct Opened {
     index: u64,
-    file: Arc<dyn FsFile>,
     len: u64,
     header: SegmentHeader,
 }
@@ -77,6 +127,12 @@ impl PartitionRecovery<'_> {
         format::segment_file_name(self.partition, index)
     }
 
+    fn open(&self, index: u64, write: bool) -> Result<Arc<dyn FsFile>> {
+        self.fs
+            .open(&self.dir.join(self.name(index)), write)
+            .map_err(self.io(index, "opening"))
+    }
+
     fn io(&self, index: u64, doing: &str) -> impl Fn(std::io::Error) -> Error + '_ {
         let name = self.name(index);
         let doing = doing.to_string();
@@ -84,7 +140,7 @@ impl PartitionRecovery<'_> {
     }
 
     fn recover(&mut self, indices: &[u64]) -> Result<Option<PState>> {
-        let indices = self.drop_spares(indices)?;
+        let indices = self.drop_unstarted(indices)?;
         let mut segs: Vec<Opened> = Vec::new();
         for (i, &index) in indices.iter().enumerate() {
             if let Some(prev) = segs.last() {
@@ -94,13 +150,7 @@ impl PartitionRecovery<'_> {
                     break;
                 }
             }
-            let file = self
-                .fs
-                .open(&self.dir.join(self.name(index)), false)
-                .map_err(self.io(index, "opening"))?;
-            let len = file.len().map_err(self.io(index, "reading the size of"))?;
-            let mut hb = [0u8; SEGMENT_HEADER_LEN];
-            let got = file.read_full_at(&mut hb, 0).map_err(self.io(index, "reading"))?;
+            let (len, hb, got) = self.read_header(index)?;
             let header = SegmentHeader::decode(&hb[..got]).and_then(|h| {
                 if h.partition != self.partition || h.index != index {
                     Err("segment header names another partition or index")
@@ -111,14 +161,9 @@ impl PartitionRecovery<'_> {
                 }
             });
             match header {
-                Ok(header) => segs.push(Opened {
-                    index,
-                    file,
-                    len,
-                    header,
-                }),
-                // A segment created ahead, or one whose header never became durable before
-                // a crash: nothing in it was ever acknowledged.
+                Ok(header) => segs.push(Opened { index, len, header }),
+                // A segment whose header never became durable before a crash: nothing in
+                // it was ever acknowledged.
                 Err(_) if i + 1 == indices.len() && (len <= HEADER || hb[..got].iter().all(|&b| b == 0)) => {
                     self.remove(index, len)?;
                 }
@@ -157,10 +202,13 @@ impl PartitionRecovery<'_> {
         let Some((index, bytes, salt, first_lsn, last_lsn)) = last else {
             return Ok(None);
         };
-        let file = self
-            .fs
-            .open(&self.dir.join(self.name(index)), true)
-            .map_err(self.io(index, "opening"))?;
+        let file = self.open(index, true)?;
+        // A killed process may have left records in the page cache that never reached
+        // the disk; they are part of the log from now on (readers see them, LSNs go on
+        // after them), so they must be as durable as everything acknowledged.
+        if !self.clean {
+            file.sync_data().map_err(self.io(index, "syncing"))?;
+        }
         if self.opts.preallocate {
             // Best effort: a full disk must not stop the log from opening.
             let _ = segment::preallocate_file(file.as_ref(), self.opts.segment_size.max(bytes));
@@ -170,35 +218,40 @@ impl PartitionRecovery<'_> {
         st.acked_lsn = last_lsn;
         st.log_start = metas[0].first_lsn;
         st.segs = metas;
-        st.active = Some(Active::resume(file, index, salt, first_lsn, bytes));
+        // No descriptor is kept: a WAL with 10,000 partitions must open under a small
+        // `ulimit -n`; the first writer round reopens it.
+        drop(file);
+        st.active = Some(Active::resume(None, index, salt, first_lsn, bytes));
         Ok(Some(st))
     }
 
-    /// Removes the files created ahead and never used (nothing where the header goes:
-    /// empty, or zeros) at the end of the partition. With sync None or an interval, the
-    /// newest segment in use may not have its header durable yet while the spare created
-    /// after it has its directory entry; that segment is then judged by the rules for the
+    /// Removes the newest segments whose header never became durable (nothing where the
+    /// header goes: empty, or zeros): a rotation's rename and the process, or the power,
+    /// died before its first fdatasync. With sync 'none' or an interval the segment before
+    /// may not have its header durable either; it is then judged by the rules for the
     /// newest one (a torn tail), not as damage in the middle of the log.
-    fn drop_spares<'i>(&mut self, mut indices: &'i [u64]) -> Result<&'i [u64]> {
+    fn drop_unstarted<'i>(&mut self, mut indices: &'i [u64]) -> Result<&'i [u64]> {
         while let [.., prev, last] = *indices {
             if last != prev + 1 {
                 break;
             }
-            let file = self
-                .fs
-                .open(&self.dir.join(self.name(last)), false)
-                .map_err(self.io(last, "opening"))?;
-            let len = file.len().map_err(self.io(last, "reading the size of"))?;
-            let mut hb = [0u8; SEGMENT_HEADER_LEN];
-            let got = file.read_full_at(&mut hb, 0).map_err(self.io(last, "reading"))?;
+            let (len, hb, got) = self.read_header(last)?;
             if hb[..got].iter().any(|&b| b != 0) {
                 break;
             }
-            drop(file);
             self.remove(last, len)?;
             indices = &indices[..indices.len() - 1];
         }
         Ok(indices)
+    }
+
+    /// A segment's logical size and the bytes where its header goes.
+    fn read_header(&self, index: u64) -> Result<(u64, [u8; SEGMENT_HEADER_LEN], usize)> {
+        let file = self.open(index, false)?;
+        let len = file.len().map_err(self.io(index, "reading the size of"))?;
+        let mut hb = [0u8; SEGMENT_HEADER_LEN];
+        let got = file.read_full_at(&mut hb, 0).map_err(self.io(index, "reading"))?;
+        Ok((len, hb, got))
     }
 
     /// A sealed segment must end with exactly the record before the next one's first.
@@ -222,9 +275,8 @@ impl PartitionRecovery<'_> {
                 "segment holds records the next segment's first LSN leaves no room for",
             ));
         }
-        match segment::read_frame_ending_at(s.file.as_ref(), s.header.salt, s.len)
-            .map_err(self.io(s.index, "reading"))?
-        {
+        let file = self.open(s.index, false)?;
+        match segment::read_frame_ending_at(file.as_ref(), s.header.salt, s.len).map_err(self.io(s.index, "reading"))? {
             Some((_, f)) if f.lsn == last_lsn && f.batch_left == 0 => Ok(meta),
             Some((at, f)) => Err(Error::corruption(
                 name,
@@ -257,18 +309,16 @@ impl PartitionRecovery<'_> {
         if s.len == HEADER && next_first.is_none_or(|nf| nf == first) {
             return Ok((meta, true));
         }
+        let file = self.open(s.index, false)?;
         if !self.opts.repair && next_first.is_none() {
-            if let Some((at, f)) = segment::read_frame_ending_at(s.file.as_ref(), s.header.salt, s.len)
-                .map_err(self.io(s.index, "reading"))?
+            if let Some(last) =
+                segment::intact_tail(file.as_ref(), s.header.salt, first, s.len).map_err(self.io(s.index, "reading"))?
             {
-                let intact = || segment::tail_is_intact(s.file.as_ref(), s.header.salt, (at, f.lsn), s.len);
-                if f.batch_left == 0 && f.lsn >= first && intact().map_err(self.io(s.index, "reading"))? {
-                    meta.last_lsn = f.lsn;
-                    return Ok((meta, true));
-                }
+                meta.last_lsn = last;
+                return Ok((meta, true));
             }
         }
-        let scan = segment::scan(s.file.as_ref(), s.header.salt, HEADER, s.len.max(HEADER), first)
+        let scan = segment::scan(file.as_ref(), s.header.salt, HEADER, s.len.max(HEADER), first)
             .map_err(self.io(s.index, "reading"))?;
         meta.last_lsn = scan.good_last_lsn;
         meta.marks = scan.marks;
@@ -280,14 +330,20 @@ impl PartitionRecovery<'_> {
         // Frames all valid to the end but the last batch unfinished (a tear on a frame
         // boundary) is a torn tail too; so is damage with nothing valid after it.
         let torn = next_first.is_none()
-            && (scan.stopped.is_none()
-                || segment::damage_is_torn(s.file.as_ref(), s.header.salt, bad_at, s.len, scan.good_last_lsn + 1)
-                    .map_err(self.io(s.index, "reading"))?);
+            && is_torn(
+                file.as_ref(),
+                s.header.salt,
+                scan.stopped.map(|(at, _)| at),
+                s.len,
+                scan.good_last_lsn + 1,
+                self.clean,
+            )
+            .map_err(self.io(s.index, "reading"))?;
         if !torn && !self.opts.repair {
-            let why = if scan.stopped.is_none() {
-                "sealed segment ends before the next segment's first LSN"
-            } else {
-                why
+            let why = match (scan.stopped, next_first) {
+                (Some(_), _) => why,
+                (None, Some(_)) => "sealed segment ends before the next segment's first LSN",
+                (None, None) => "segment ends inside a batch after a clean shutdown",
             };
             return Err(Error::corruption(self.name(s.index), bad_at, why));
         }
@@ -298,10 +354,7 @@ impl PartitionRecovery<'_> {
     }
 
     fn cut(&mut self, s: &Opened, at: u64) -> Result<()> {
-        let file = self
-            .fs
-            .open(&self.dir.join(self.name(s.index)), true)
-            .map_err(self.io(s.index, "opening"))?;
+        let file = self.open(s.index, true)?;
         file.set_len(at)
             .and_then(|_| file.sync_data())
             .map_err(self.io(s.index, "cutting the torn tail of"))?;
@@ -324,9 +377,8 @@ impl PartitionRecovery<'_> {
     fn remove_all(&mut self, indices: &[u64]) -> Result<()> {
         for &index in indices.iter().rev() {
             let len = self
-                .fs
-                .open(&self.dir.join(self.name(index)), false)
-                .and_then(|f| f.len())
+                .open(index, false)?
+                .len()
                 .map_err(self.io(index, "reading the size of"))?;
             self.remove(index, len)?;
         }
@@ -341,11 +393,13 @@ impl PartitionRecovery<'_> {
         self.fs
             .sync_dir(self.dir)
             .map_err(|e| Error::io(&e, "syncing the WAL directory"))?;
-        self.truncations.push(Truncation {
-            partition: self.partition,
-            segment: index,
-            truncated_bytes: len,
-        });
+        if len > 0 {
+            self.truncations.push(Truncation {
+                partition: self.partition,
+                segment: index,
+                truncated_bytes: len,
+            });
+        }
         Ok(())
     }
 }

@@ -45,9 +45,41 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Creates an empty segment file with its space reserved and its directory entry
-/// durable. The header is written when the segment comes into use (`start`); until
-/// then the file is a spare that recovery removes (an all-zero header).
+/// Makes the spare for segment `index`: a file under the spare's own name
+/// (`format::spare_file_name`) with the segment's space reserved, made ahead of time so
+/// that rotation does not wait for a create and a preallocation. No handle is kept (a
+/// spare per partition must not cost a descriptor) and no directory sync is needed: it
+/// becomes the segment by `activate_spare`, whose rename the round syncs before it
+/// acknowledges anything in it; a spare left by a crash is deleted at open.
+pub fn create_spare(fs: &dyn Fs, dir: &Path, partition: u16, index: u64, preallocate: Option<u64>) -> Result<()> {
+    let name = format::spare_file_name(partition, index);
+    let path = dir.join(&name);
+    let file = fs
+        .create(&path)
+        .map_err(|e| Error::io(&e, format!("creating {name}")))?;
+    if let Some(len) = preallocate {
+        if let Err(e) = preallocate_file(file.as_ref(), len) {
+            drop(file);
+            let _ = fs.remove(&path);
+            return Err(Error::io(&e, format!("preallocating {name}")));
+        }
+    }
+    Ok(())
+}
+
+/// Turns the spare of segment `index` into the segment (rename) and opens it. Durable once
+/// the directory is synced.
+pub fn activate_spare(fs: &dyn Fs, dir: &Path, partition: u16, index: u64) -> Result<Arc<dyn FsFile>> {
+    let name = format::segment_file_name(partition, index);
+    let path = dir.join(&name);
+    fs.rename(&dir.join(format::spare_file_name(partition, index)), &path)
+        .map_err(|e| Error::io(&e, format!("renaming the spare into {name}")))?;
+    fs.open(&path, true)
+        .map_err(|e| Error::io(&e, format!("opening {name}")))
+}
+
+/// Creates segment `index` under its own name, with its space reserved (when there is no
+/// spare). Durable once the directory is synced.
 pub fn create_file(
     fs: &dyn Fs,
     dir: &Path,
@@ -60,21 +92,15 @@ pub fn create_file(
     let file = fs
         .create(&path)
         .map_err(|e| Error::io(&e, format!("creating {name}")))?;
-    let done = (|| {
-        if let Some(len) = preallocate {
-            preallocate_file(file.as_ref(), len).map_err(|e| Error::io(&e, format!("preallocating {name}")))?;
-        }
-        fs.sync_dir(dir).map_err(|e| Error::io(&e, "syncing the WAL directory"))
-    })();
-    match done {
-        Ok(()) => Ok(file),
-        Err(e) => {
+    if let Some(len) = preallocate {
+        if let Err(e) = preallocate_file(file.as_ref(), len) {
+            drop(file);
             // Leave no half-made segment behind for recovery to puzzle over.
             let _ = fs.remove(&path);
-            let _ = fs.sync_dir(dir);
-            Err(e)
+            return Err(Error::io(&e, format!("preallocating {name}")));
         }
     }
+    Ok(file)
 }
 
 /// Writes the header of a segment coming into use. Not synced here: the first commit's
@@ -94,22 +120,6 @@ pub fn start(file: &dyn FsFile, partition: u16, index: u64, first_lsn: u64) -> R
         )
     })?;
     Ok(header)
-}
-
-/// Creates a segment durably: space reserved, header written and synced, directory synced.
-pub fn create(
-    fs: &dyn Fs,
-    dir: &Path,
-    partition: u16,
-    index: u64,
-    first_lsn: u64,
-    preallocate: Option<u64>,
-) -> Result<(Arc<dyn FsFile>, SegmentHeader)> {
-    let file = create_file(fs, dir, partition, index, preallocate)?;
-    let header = start(file.as_ref(), partition, index, first_lsn)?;
-    file.sync_data()
-        .map_err(|e| Error::io(&e, format!("syncing {}", format::segment_file_name(partition, index))))?;
-    Ok((file, header))
 }
 
 /// Reserves space; file systems without fallocate just don't get the reservation.
@@ -257,88 +267,92 @@ pub fn scan(file: &dyn FsFile, salt: u32, start: u64, end: u64, expect_lsn: u64)
     Ok(s)
 }
 
-/// Bytes before the end of the newest segment that open verifies frame by frame: at
-/// least what one writer round writes before its fdatasync (`commit::ROUND_BYTES`).
-pub const TAIL_CHECK: u64 = 1 << 20;
-
-/// Verifies the frames in the last `TAIL_CHECK` bytes before `end`, walking back from
-/// the last one (which starts at `last_at` and holds `last_lsn`) through the trailers,
-/// in one read. After a power loss, writeback may have persisted the end of an
-/// unfinished round and not its middle; the frame that ends the file then checks out
-/// while the bytes before it do not. Returns false at the first frame that fails.
-pub fn tail_is_intact(
-    file: &dyn FsFile,
-    salt: u32,
-    (last_at, last_lsn): (u64, u64),
-    end: u64,
-) -> std::io::Result<bool> {
+/// The last LSN of a segment whose tail checks out back to its last sync point: walking
+/// back from `end` through the trailers, every frame is valid (checksum, and an LSN one
+/// below the frame after it), the last one ends a batch, and the walk reaches a frame
+/// marked as a sync point (`format::FLAG_SYNC_POINT`: everything before it was durable
+/// when it was written) or the header (whose first LSN the first frame must hold).
+/// `None` if anything fails. After a power loss only what was written after the last
+/// completed fdatasync can be missing, and writeback may have persisted the end of it and
+/// not its middle, so that whole stretch, and no more, must be checked: one writer round
+/// with sync 'always', however large (a multi-MiB batch is one round).
+pub fn intact_tail(file: &dyn FsFile, salt: u32, first_lsn: u64, end: u64) -> std::io::Result<Option<u64>> {
+    const CHUNK: u64 = 1 << 20;
     let header = SEGMENT_HEADER_LEN as u64;
-    let from = last_at.saturating_sub(TAIL_CHECK).max(header);
-    let mut buf = vec![0u8; (last_at - from) as usize];
-    if file.read_full_at(&mut buf, from)? < buf.len() {
-        return Ok(false);
+    if end <= header {
+        return Ok((end == header).then(|| first_lsn - 1));
     }
-    let (mut pos, mut lsn) = (buf.len(), last_lsn);
-    while pos > 0 {
-        let Some(flen) = format::trailer_frame_len(&buf[..pos]) else {
-            return Ok(false);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_at = end;
+    let mut pos = end;
+    let mut last: Option<u64> = None;
+    let mut after: Option<FrameInfo> = None;
+    while pos > header {
+        if pos - buf_at < format::FRAME_TRAILER_LEN as u64 {
+            buf_at = pos.saturating_sub(CHUNK).max(header);
+            buf.resize((pos - buf_at) as usize, 0);
+            if file.read_full_at(&mut buf, buf_at)? < buf.len() {
+                return Ok(None);
+            }
+        }
+        let Some(flen) = format::trailer_frame_len(&buf[..(pos - buf_at) as usize]) else {
+            return Ok(None);
         };
-        if flen > pos {
-            // The frame starts before the checked window: what was checked is intact.
-            return Ok(from > header);
+        if flen as u64 > pos - header {
+            return Ok(None);
         }
-        let start = pos - flen;
-        match format::decode(&buf[start..pos], salt, end - (from + start as u64)) {
-            Decoded::Frame(f) if f.frame_len == flen && f.lsn + 1 == lsn => {}
-            _ => return Ok(false),
+        let start = pos - flen as u64;
+        if start < buf_at {
+            // A frame larger than what is buffered: read it (and what precedes it) whole.
+            buf_at = start.min(pos.saturating_sub(CHUNK)).max(header);
+            buf.resize((pos - buf_at) as usize, 0);
+            if file.read_full_at(&mut buf, buf_at)? < buf.len() {
+                return Ok(None);
+            }
         }
+        let frame = &buf[(start - buf_at) as usize..(pos - buf_at) as usize];
+        let f = match format::decode(frame, salt, end - start) {
+            Decoded::Frame(f) if f.frame_len == flen && f.lsn >= first_lsn => f,
+            _ => return Ok(None),
+        };
+        let continues = match after {
+            None => f.batch_left == 0,
+            Some(a) => f.lsn + 1 == a.lsn && (f.batch_left == 0 || f.batch_left == a.batch_left + 1),
+        };
+        if !continues {
+            return Ok(None);
+        }
+        last.get_or_insert(f.lsn);
+        if f.sync_point {
+            return Ok(last);
+        }
+        after = Some(f);
         pos = start;
-        lsn -= 1;
     }
-    Ok(true)
+    Ok(after.filter(|a| a.lsn == first_lsn).and(last))
 }
 
-/// Whether damage at `at` in the newest segment is a torn tail (cut it) rather than a
-/// hole in the middle of the log (an error): nothing valid follows it, or zeros from it
-/// to the end of its page, or a whole zero page, lie between it and the next valid
-/// frame. Writeback after a power loss may persist later pages of an unfinished write
-/// and not earlier ones, which read back as zeros; a page once written and synced does
-/// not turn to zeros, so records after such a hole were never acknowledged. Bit rot, by
-/// contrast, leaves no zero page.
+/// Whether damage at `at` in the newest segment is a torn tail (cut it) rather than
+/// damage to data that was synced (an error). It is torn unless a valid frame marked as
+/// a sync point (`format::FLAG_SYNC_POINT`) follows it: such a frame was written only
+/// after every byte before it, the damaged ones included, was durable. Without one, the
+/// damage lies in what was written after the last completed fdatasync, where a power loss
+/// legitimately leaves holes (writeback persists pages out of order); nothing there was
+/// acknowledged with sync 'always', and with 'none' or an interval nothing there was
+/// promised. (Damage to the last synced round with nothing written after it is
+/// indistinguishable from a torn write of that round; it is cut as one.)
 pub fn damage_is_torn(file: &dyn FsFile, salt: u32, at: u64, end: u64, min_lsn: u64) -> std::io::Result<bool> {
-    let Some(next) = valid_frame_after(file, salt, at, end, min_lsn)? else {
-        return Ok(true);
-    };
-    const PAGE: u64 = 4096;
-    // A round rarely starts on a page boundary: when the page holding its start was not
-    // written back but later ones were, the hole is the rest of that page. A frame never
-    // reads as zeros (its kind and trailer are not zero), so zeros from the damage to the
-    // end of its page were never a synced record either.
-    if !at.is_multiple_of(PAGE) {
-        let mut rest = vec![0u8; (PAGE - at % PAGE) as usize];
-        if file.read_full_at(&mut rest, at)? == rest.len() && rest.iter().all(|&b| b == 0) {
-            return Ok(true);
-        }
-    }
-    let mut page = at.div_ceil(PAGE) * PAGE;
-    let mut buf = vec![0u8; PAGE as usize];
-    while page + PAGE <= next {
-        if file.read_full_at(&mut buf, page)? == buf.len() && buf.iter().all(|&b| b == 0) {
-            return Ok(true);
-        }
-        page += PAGE;
-    }
-    Ok(false)
+    Ok(valid_frame_after(file, salt, at, end, |f| f.sync_point && f.lsn >= min_lsn)?.is_none())
 }
 
-/// Looks for any valid frame of this segment at an aligned offset in `[from, end)`:
-/// proof that damage at `from` is not a torn tail but a hole in the middle of the log.
+/// Looks for a valid frame of this segment that satisfies `wanted` at an aligned offset
+/// in `(from, end)`.
 pub fn valid_frame_after(
     file: &dyn FsFile,
     salt: u32,
     from: u64,
     end: u64,
-    min_lsn: u64,
+    wanted: impl Fn(&FrameInfo) -> bool,
 ) -> std::io::Result<Option<u64>> {
     const CHUNK: u64 = 1 << 20;
     let mut at = (from + 8) & !7;
@@ -351,12 +365,12 @@ pub fn valid_frame_after(
         while off + format::FRAME_HEADER_LEN <= buf.len() {
             let here = at + off as u64;
             match format::decode(&buf[off..], salt, end - here) {
-                Decoded::Frame(f) if f.lsn >= min_lsn => return Ok(Some(here)),
+                Decoded::Frame(f) if wanted(&f) => return Ok(Some(here)),
                 Decoded::NeedMore(need) if here + need as u64 <= end => {
                     let mut frame = vec![0u8; need];
                     if file.read_full_at(&mut frame, here)? == need {
                         if let Decoded::Frame(f) = format::decode(&frame, salt, end - here) {
-                            if f.lsn >= min_lsn {
+                            if wanted(&f) {
                                 return Ok(Some(here));
                             }
                         }

@@ -200,10 +200,10 @@ impl Rng {
 
 /// The content after writeback persisted a random subset of the pages that differ
 /// between what was synced (`durable`) and what was written (`data`).
-fn reordered_pages(rng: &mut Rng, durable: &[u8], data: &[u8]) -> Vec<u8> {
+fn reordered_pages(mut keep: impl FnMut(usize) -> bool, durable: &[u8], data: &[u8]) -> Vec<u8> {
     const PAGE: usize = 4096;
     let pages = data.len().max(durable.len()).div_ceil(PAGE);
-    let kept: Vec<bool> = (0..pages).map(|_| rng.next().is_multiple_of(2)).collect();
+    let kept: Vec<bool> = (0..pages).map(&mut keep).collect();
     let mut len = durable.len();
     for (p, &k) in kept.iter().enumerate() {
         if k {
@@ -366,6 +366,11 @@ impl SimFs {
         self.st().used()
     }
 
+    /// Files open right now (every handle counts once): descriptors, had it been real.
+    pub fn open_handles(&self) -> u64 {
+        self.st().inodes.values().map(|i| u64::from(i.handles)).sum()
+    }
+
     /// The durable state only, as after a power cut. The capacity limit carries over.
     pub fn power_loss(&self) -> SimFs {
         self.power_loss_with(None, false)
@@ -388,7 +393,52 @@ impl SimFs {
         self.power_loss_with(Some(seed), true)
     }
 
+    /// Like `power_loss_reordered`, but every unsynced write reached the disk except the
+    /// 4 KiB page `page` of the file at `path` (directory changes as `power_loss_torn`): the
+    /// hole writeback leaves when it persists all of a large write but one page.
+    pub fn power_loss_losing_page(&self, path: &Path, page: usize) -> SimFs {
+        let lost = self.st().dirs.get(path.parent().unwrap_or(path)).and_then(|d| {
+            d.live
+                .get(path.file_name().and_then(|n| n.to_str()).unwrap_or_default())
+                .copied()
+        });
+        self.power_loss_as(Some(0), true, lost.map(|ino| (ino, page)))
+    }
+
+    /// The state a killed process leaves: everything written stays (in the page cache),
+    /// durable or not, and its locks are released. A power loss later can still drop what
+    /// nobody synced.
+    pub fn after_kill(&self) -> SimFs {
+        let st = self.st();
+        let inodes = st
+            .inodes
+            .iter()
+            .map(|(&ino, i)| {
+                let copy = Inode {
+                    data: i.data.clone(),
+                    durable: i.durable.clone(),
+                    pending: i.pending.clone(),
+                    alloc: i.alloc,
+                    links: i.links,
+                    handles: 0,
+                };
+                (ino, copy)
+            })
+            .collect();
+        SimFs::from_state(State {
+            inodes,
+            next_ino: st.next_ino,
+            dirs: st.dirs.clone(),
+            capacity: st.capacity,
+            ..State::default()
+        })
+    }
+
     fn power_loss_with(&self, seed: Option<u64>, reorder: bool) -> SimFs {
+        self.power_loss_as(seed, reorder, None)
+    }
+
+    fn power_loss_as(&self, seed: Option<u64>, reorder: bool, lost_page: Option<(Ino, usize)>) -> SimFs {
         let st = self.st();
         let mut rng = Rng(seed.unwrap_or(0) ^ 0x5eed);
         let mut new = State {
@@ -419,7 +469,10 @@ impl SimFs {
                 let mut data = old.durable.clone();
                 let writes_only = old.pending.iter().all(|op| matches!(op, FileOp::Write { .. }));
                 if reorder && !old.pending.is_empty() && writes_only {
-                    data = reordered_pages(&mut rng, &old.durable, &old.data);
+                    data = match lost_page {
+                        Some(lost) => reordered_pages(|p| (ino, p) != lost, &old.durable, &old.data),
+                        None => reordered_pages(|_| rng.next().is_multiple_of(2), &old.durable, &old.data),
+                    };
                 } else if seed.is_some() && !old.pending.is_empty() {
                     let k = rng.upto(old.pending.len());
                     for op in &old.pending[..k] {

@@ -10,9 +10,9 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::format::{self, FRAME_HEADER_LEN, FRAME_TRAILER_LEN, SEGMENT_HEADER_LEN};
 use crate::fs::Fs;
+use crate::options::Options;
 use crate::partition::{Active, Partition};
 use crate::segment::{self, SegMeta};
-use crate::wal::Inner;
 
 const INTENT_MAGIC: [u8; 8] = *b"SGWLCUT1";
 const INTENT_LEN: usize = 8 + 8 + 8 + 8 + 8 + FRAME_HEADER_LEN + FRAME_TRAILER_LEN + 4;
@@ -103,8 +103,15 @@ pub(crate) fn replay_intent(fs: &dyn Fs, dir: &Path, name: &str) -> Result<()> {
     fs.sync_dir(dir).map_err(io)
 }
 
+/// Where a partition's files are and how new segments are made: what a cut needs of the WAL.
+pub(crate) struct Files<'a> {
+    pub fs: &'a dyn Fs,
+    pub dir: &'a Path,
+    pub opts: &'a Options,
+}
+
 pub(crate) fn truncate_after(
-    inner: &Inner,
+    files: &Files<'_>,
     p: &Partition,
     active: &mut Option<Active>,
     next_index: &mut u64,
@@ -121,8 +128,7 @@ pub(crate) fn truncate_after(
             st.segs[k + 1..].iter().map(|s| s.index).collect::<Vec<_>>(),
         )
     };
-    let fs = inner.fs.as_ref();
-    let dir = &inner.dir;
+    let (fs, dir) = (files.fs, files.dir);
     let pid = p.id;
     if active.as_ref().is_some_and(|a| a.index != keep.index) {
         *active = None;
@@ -142,13 +148,13 @@ pub(crate) fn truncate_after(
         st.epoch += 1;
         st.cut_lsn = st.cut_lsn.min(keep.last_lsn + 1);
     }
-    let (file, cut) = cut_segment(inner, pid, &keep, active.take(), lsn)?;
+    let (file, cut) = cut_segment(files, pid, &keep, active.take(), lsn)?;
     // Below `keep.first_lsn` only for `truncate_after(p, 0)` after a purge (see cut_segment).
     let first_lsn = keep.first_lsn.min(lsn + 1);
-    if inner.opts.preallocate {
-        let _ = segment::preallocate_file(file.as_ref(), inner.opts.segment_size.max(cut));
+    if files.opts.preallocate {
+        let _ = segment::preallocate_file(file.as_ref(), files.opts.segment_size.max(cut));
     }
-    *active = Some(Active::resume(file, keep.index, keep.salt, first_lsn, cut));
+    *active = Some(Active::resume(Some(file), keep.index, keep.salt, first_lsn, cut));
     *next_index = keep.index + 1;
     let mut st = p.lock();
     st.next_index = *next_index;
@@ -167,18 +173,19 @@ pub(crate) fn truncate_after(
 
 /// Cuts `seg` right after record `lsn` (to its header if `lsn` precedes it).
 fn cut_segment(
-    inner: &Inner,
+    files: &Files<'_>,
     pid: u16,
     seg: &SegMeta,
     active: Option<Active>,
     lsn: u64,
 ) -> Result<(std::sync::Arc<dyn crate::fs::FsFile>, u64)> {
-    let fs = inner.fs.as_ref();
-    let dir = &inner.dir;
+    let (fs, dir) = (files.fs, files.dir);
     let name = format::segment_file_name(pid, seg.index);
     let io = |e: std::io::Error| Error::io(&e, format!("truncating {name}"));
     let file = match active {
-        Some(a) if a.index == seg.index => a.file,
+        Some(Active {
+            file: Some(f), index, ..
+        }) if index == seg.index => f,
         _ => fs.open(&dir.join(&name), true).map_err(io)?,
     };
     if lsn >= seg.last_lsn {

@@ -11,53 +11,14 @@ use std::time::Duration;
 use crate::error::{Error, ErrorCode, Result};
 use crate::format::{self, FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
 use crate::fs::{Fs, OsFs};
+use crate::options::{Options, SyncMode, Truncation, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 use crate::partition::{AckEvent, Done, Item, PState, Partition, PurgeResult, Rec, Reply};
 use crate::reader::{Reader, Start};
 use crate::recovery;
 
-pub const MIN_SEGMENT_SIZE: u64 = 1024;
-pub const MAX_SEGMENT_SIZE: u64 = 4 << 30;
-pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 /// Writer threads; a partition is handled by one at a time, so different partitions
 /// fsync in parallel while each one's appends share its fsync.
 const WORKERS: usize = 4;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncMode {
-    /// Acknowledge after fdatasync (group commit).
-    Always,
-    /// Acknowledge once the OS has the bytes.
-    None,
-    /// Like `None`, plus an fdatasync of every written partition at this period.
-    Interval(Duration),
-}
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub segment_size: u64,
-    pub sync: SyncMode,
-    pub preallocate: bool,
-    pub repair: bool,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            segment_size: DEFAULT_SEGMENT_SIZE,
-            sync: SyncMode::Always,
-            preallocate: true,
-            repair: false,
-        }
-    }
-}
-
-/// A part of a segment cut at open (torn tail) or dropped by repair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Truncation {
-    pub partition: u16,
-    pub segment: u64,
-    pub truncated_bytes: u64,
-}
 
 #[derive(Debug, Clone)]
 pub struct Ack {
@@ -113,6 +74,10 @@ pub(crate) struct Inner {
     pub poisoned: Mutex<Option<Error>>,
     pub is_poisoned: AtomicBool,
     pub counters: Counters,
+    /// Writer rounds so far (orders parked segments by last use).
+    pub rounds: AtomicU64,
+    /// Segment files opened by writers since `close_idle_files` last ran.
+    pub files_opened: std::sync::atomic::AtomicUsize,
     sched: Mutex<Sched>,
     sched_cv: Condvar,
     /// Wakes the interval syncer at close (kept apart from `sched_cv`, whose
@@ -226,6 +191,8 @@ impl Wal {
             closed: AtomicBool::new(false),
             poisoned: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
+            rounds: AtomicU64::new(0),
+            files_opened: std::sync::atomic::AtomicUsize::new(0),
             counters: Counters {
                 appends: AtomicU64::new(0),
                 batches: AtomicU64::new(0),
@@ -429,29 +396,27 @@ impl Wal {
         for t in std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner())) {
             let _ = t.join();
         }
-        let mut spares = false;
         for slot in self.inner.parts.iter() {
             if let Some(p) = slot.get() {
                 let mut st = p.lock();
                 st.active = None;
-                // A clean shutdown leaves no spare for recovery to report.
-                if let Some((index, _)) = st.spare.take() {
+                // Tidy; a spare left behind would be deleted at the next open anyway.
+                if let Some(index) = st.spare.take() {
                     let _ = self
                         .inner
                         .fs
-                        .remove(&self.inner.dir.join(format::segment_file_name(p.id, index)));
-                    spares = true;
+                        .remove(&self.inner.dir.join(format::spare_file_name(p.id, index)));
                 }
             }
         }
-        if spares {
-            let _ = self.inner.fs.sync_dir(&self.inner.dir);
-        }
-        *self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if self.inner.is_poisoned.load(Ordering::SeqCst) {
-            return Ok(());
+            // What was appended since the failed fdatasync is not durable: say so.
+            *self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Err(self.inner.poison_error());
         }
-        synced
+        let closed = synced.and_then(|()| recovery::mark_clean(self.inner.fs.as_ref(), &self.inner.dir));
+        *self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        closed
     }
 
     pub fn first_lsn(&self, partition: u16) -> Result<u64> {

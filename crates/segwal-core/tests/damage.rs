@@ -17,7 +17,7 @@ use std::path::Path;
 use common::*;
 use std::sync::Arc;
 
-use segwal_core::format::{SegmentHeader, FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
+use segwal_core::format::{self, SegmentHeader, FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
 use segwal_core::sim::SimFs;
 use segwal_core::{AckEvent, ErrorCode, Options, Start, Wal};
 
@@ -481,8 +481,9 @@ fn missing_foreign_and_truncated_segments() {
 
 /// A crash right after rotation leaves a newest segment holding only its header: LSNs go
 /// on from the header's first LSN (the record after the previous segment's last), never
-/// restart or repeat; the next append lands in it right after the header. A segment
-/// created ahead (all zeros, or empty) is dropped and reported.
+/// restart or repeat; the next append lands in it right after the header. A newest
+/// segment whose header never became durable (all zeros, or empty) is dropped, and
+/// reported when it held bytes.
 #[test]
 fn crash_right_after_rotation() {
     let b = build();
@@ -528,8 +529,12 @@ fn crash_right_after_rotation() {
         f.insert(seg_name(next), content.clone());
         let dir = place(&f);
         let wal = Wal::open(dir.path(), o(false)).unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_eq!(wal.recovery().len(), 1, "{what}");
-        assert_eq!(wal.recovery()[0].truncated_bytes, content.len() as u64, "{what}");
+        if content.is_empty() {
+            assert!(wal.recovery().is_empty(), "{what}: only real cuts are reported");
+        } else {
+            assert_eq!(wal.recovery().len(), 1, "{what}");
+            assert_eq!(wal.recovery()[0].truncated_bytes, content.len() as u64, "{what}");
+        }
         assert_eq!(wal.last_lsn(0).unwrap(), b.last(), "{what}");
         let (lsn, seg, _) = append_pos(&wal, 0);
         assert_eq!(lsn, b.last() + 1, "{what}");
@@ -559,11 +564,29 @@ fn frame_overhead_is_what_the_tests_assume() {
     assert_eq!(FRAME_OVERHEAD, 32);
 }
 
+/// Clears the sync-point flag of every frame from `from` on and seals them again: the
+/// segment as it would be had those records been written in one round after the record
+/// before `from` (only a round's first frame carries the flag).
+fn one_round_from(seg: &mut [u8], from: usize) {
+    let salt = SegmentHeader::decode(&seg[..HEADER as usize]).unwrap().salt;
+    let mut at = from;
+    while at < seg.len() {
+        let len = match format::decode(&seg[at..], salt, u64::MAX) {
+            format::Decoded::Frame(f) => f.frame_len,
+            other => panic!("no frame at {at}: {other:?}"),
+        };
+        seg[at + 21] &= !format::FLAG_SYNC_POINT;
+        format::seal(&mut seg[at..at + len], salt);
+        at += len;
+    }
+}
+
 /// Writeback after a power loss persisted the later pages of the last round and not the
 /// page where it starts (which keeps what was synced before it: the earlier records, then
-/// zeros). Open takes it for a torn tail (those records were never acknowledged) and cuts
-/// at the round's start. Zeros that do not run to the end of their page, with valid
-/// records after them, stay damage in the middle of the log.
+/// zeros). Open takes it for a torn tail (those records were never acknowledged: no frame
+/// after the hole says that what precedes it was synced) and cuts at the round's start.
+/// The same zeros, or any other damage, where later rounds followed (each round's first
+/// frame is a sync point) are damage in the middle of the log.
 #[test]
 fn writeback_hole_in_the_first_page_of_a_round() {
     let dir = tempfile::tempdir().unwrap();
@@ -578,6 +601,7 @@ fn writeback_hole_in_the_first_page_of_a_round() {
     let name = w.wal.segments(0).unwrap()[0].file.clone();
     w.wal.close().unwrap();
     drop(w);
+    as_if_killed(dir.path());
     let files = snapshot(dir.path());
     let full = files[&name].clone();
     let frame = 24 + 304 + 8;
@@ -592,7 +616,9 @@ fn writeback_hole_in_the_first_page_of_a_round() {
     let page_end = (at / 4096 + 1) * 4096;
     assert!(full.len() > page_end + 2 * frame);
 
-    let mut hole = full.clone();
+    let mut last_round = full.clone();
+    one_round_from(&mut last_round, at);
+    let mut hole = last_round.clone();
     hole[at..page_end].fill(0);
     let mut f = files.clone();
     f.insert(name.clone(), hole);
@@ -606,15 +632,20 @@ fn writeback_hole_in_the_first_page_of_a_round() {
         assert_eq!(got.len() as u64, k - 1);
     }
 
-    // Zeros that stop short of the page end: not a writeback hole.
-    let mut rot = full.clone();
-    rot[at..at + 100].fill(0);
-    let mut f = files.clone();
-    f.insert(name.clone(), rot);
-    let e = Place::new(&f, true)
-        .open(big.clone())
-        .err()
-        .expect("damage in the middle");
-    assert_corruption(&e, &name, "zeros inside a page");
-    assert_eq!(e.offset, Some(at as u64));
+    // Later rounds followed: the same hole, or zeros that stop short of the page end, are
+    // damage to synced records; open keeps the log and reading reports the damage.
+    for (what, zeros) in [("a zero page", page_end - at), ("zeros inside a page", 100)] {
+        let mut rot = full.clone();
+        rot[at..at + zeros].fill(0);
+        let mut f = files.clone();
+        f.insert(name.clone(), rot);
+        let place = Place::new(&f, true);
+        let wal = place.open(big.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(wal.recovery().is_empty(), "{what}: nothing may be cut");
+        let (got, err) = read_until_error(&wal);
+        assert_eq!(got.len() as u64, k - 1, "{what}: {err:?}");
+        let e = err.unwrap_or_else(|| panic!("{what}: the damage must be reported"));
+        assert_corruption(&e, &name, what);
+        assert_eq!(e.offset, Some(at as u64));
+    }
 }

@@ -166,11 +166,12 @@ fn power_loss_at_every_call_with_sync_none() {
     eprintln!("sync-none workload: {count} calls, {runs} crash runs");
 }
 
-/// Calls of the main workload the sweep must crash in: rotation (the next segment created
-/// ahead, its directory entry synced, the old one sealed), purge's unlinks, truncate's
+/// Calls of the main workload the sweep must crash in: rotation (the spare made ahead,
+/// renamed into place, its directory entry synced, the old one sealed), purge's unlinks, truncate's
 /// removal of later segments, its redo file and cut, and truncate to 0.
 const MAIN_COVERS: &[&str] = &[
-    "create /wal/part_0_0000000002.wal",
+    "create /wal/part_0_0000000003.tmp",
+    "rename /wal/part_0_0000000003.tmp /wal/part_0_0000000003.wal",
     "sync_dir /wal",
     "remove /wal/part_0_0000000001.wal",
     "create /wal/part_1.truncating",

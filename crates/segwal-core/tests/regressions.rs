@@ -296,3 +296,59 @@ fn a_quiet_partition_is_written_while_busy_ones_keep_every_writer_busy() {
     assert!(wal.close().is_ok());
     eprintln!("quiet partition: slowest ack {worst:?}");
 }
+
+/// Issue #9, defect 13: a purge that failed midway had already taken every victim out of
+/// the segment table, so segments that were still on disk (and readable) vanished from
+/// `segments()` and `firstLsn()`. Each segment now leaves the table once its file is gone.
+#[test]
+fn a_purge_that_fails_midway_leaves_table_and_directory_agreeing() {
+    let fs = SimFs::new();
+    let mut d = Driver::new(open(&fs, sim_opts(4096, false)).unwrap());
+    while d.wal.segments(0).unwrap().len() < 5 {
+        d.append(0, 700);
+        d.wait();
+    }
+    let last = d.wal.last_lsn(0).unwrap();
+    fs.fail_op(fs.ops() + 1, libc::EACCES); // the second unlink
+    assert!(!d.purge(0, last), "the purge fails");
+    assert!(d.m.errors.last().unwrap().contains("WAL_IO_ERROR"), "{:?}", d.m.errors);
+    let mut on_disk: Vec<String> = fs.names(dir()).into_iter().filter(|n| n.ends_with(".wal")).collect();
+    on_disk.sort();
+    let segs = d.wal.segments(0).unwrap();
+    let listed: Vec<String> = segs.iter().map(|s| s.file.clone()).collect();
+    assert_eq!(listed, on_disk);
+    assert_eq!(d.wal.first_lsn(0).unwrap(), segs[0].first_lsn);
+    d.check_live("after a failed purge");
+    assert!(d.purge(0, last));
+    d.check_live("after the retried purge");
+}
+
+/// Issue #9, defect 11: descriptors grew with partitions (an active handle plus a spare
+/// per partition; recovery opened every segment of a partition at once). With thousands
+/// of partitions written, reopened and written again, the files held open stay bounded.
+#[test]
+fn open_files_stay_bounded_with_thousands_of_partitions() {
+    let fs = SimFs::new();
+    let o = sim_opts(4096, true);
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    let parts = 3000u16;
+    for round in 0..3 {
+        for p in 0..parts {
+            d.append(p, 1500); // the third append rotates: spares and new segments too
+        }
+        d.wait();
+        let held = fs.open_handles();
+        assert!(held <= 300, "round {round}: {held} files open for {parts} partitions");
+    }
+    d.wal.close().unwrap();
+    drop(d);
+    let wal = open(&fs, o).unwrap();
+    assert!(fs.open_handles() <= 8, "after open: {}", fs.open_handles());
+    let mut d = Driver::new(wal);
+    for p in 0..parts {
+        d.append(p, 100);
+    }
+    d.wait();
+    assert!(fs.open_handles() <= 300, "{}", fs.open_handles());
+    assert_eq!(d.wal.last_lsn(parts - 1).unwrap(), 4);
+}

@@ -96,3 +96,9 @@ pub fn payload(partition: u16, lsn: u64, len: usize) -> Vec<u8> {
     v.truncate(len.max(1));
     v
 }
+
+/// Removes the clean-shutdown mark a `close()` leaves, so that the next open judges the
+/// directory as a crash left it (tests that cut or damage files after closing).
+pub fn as_if_killed(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join("segwal.clean"));
+}

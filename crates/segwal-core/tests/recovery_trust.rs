@@ -1,0 +1,217 @@
+//! What open may and may not conclude from a segment's tail (issue #9, defects 5-8).
+//! Each test builds the exact state on the simulated file system that a crash, a power
+//! loss or damage leaves, then checks what a reopened WAL holds.
+
+mod harness;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use harness::*;
+use segwal_core::format;
+use segwal_core::sim::SimFs;
+use segwal_core::{ErrorCode, Options, Start, SyncMode, Wal};
+
+fn read_all(wal: &Wal, p: u16) -> segwal_core::Result<Vec<(u64, Vec<u8>)>> {
+    let mut r = wal.reader(p, Start::Lsn(0))?;
+    let mut out = Vec::new();
+    while let Some(b) = r.next_batch(1 << 20)? {
+        for rec in b.records {
+            let s = rec.payload_start as usize;
+            out.push((rec.lsn, b.data[s..s + rec.payload_len as usize].to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+fn segment_path(p: u16, index: u64) -> std::path::PathBuf {
+    dir().join(format::segment_file_name(p, index))
+}
+
+/// Defect 6: one writer round can be far larger than any fixed window (a 10 MiB batch
+/// is one item). A power loss during its fdatasync that persisted all of it but one page
+/// far from the end left a hole open accepted; reads then failed with WAL_CORRUPTION and
+/// `repair` would have deleted acknowledged records. Open must cut the whole batch.
+#[test]
+fn a_hole_deep_inside_an_unsynced_multi_mib_batch_is_cut_with_the_batch() {
+    for lost in [1usize, 100, 1000, 2000] {
+        let fs = SimFs::new();
+        let mut d = Driver::new(open(&fs, sim_opts(64 << 20, true)).unwrap());
+        for _ in 0..5 {
+            d.append(1, 300);
+        }
+        d.wait();
+        // The batch's write lands (in the page cache); the power goes during its fdatasync.
+        fs.crash_at(fs.ops() + 1);
+        let parts = vec![48 * 1024; 213]; // ~10 MiB, one batch, one round
+        d.batch(1, &parts);
+        d.wait();
+        let after = fs.power_loss_losing_page(&segment_path(1, 1), lost);
+        drop(d);
+        let wal = Wal::open_with(dir(), sim_opts(64 << 20, true), Arc::new(after.clone()))
+            .unwrap_or_else(|e| panic!("page {lost}: reopen failed: {e}"));
+        assert_eq!(wal.last_lsn(1).unwrap(), 5, "page {lost}: the torn batch must go whole");
+        let recs = read_all(&wal, 1).unwrap_or_else(|e| panic!("page {lost}: {e}"));
+        assert_eq!(recs.len(), 5);
+        assert_eq!(wal.append(1, b"next").unwrap(), 6);
+    }
+}
+
+/// Defect 8: a zero-filled payload made a damaged record look like a writeback hole, and
+/// open cut it and every acknowledged record after it without a word. Records written
+/// after a completed fdatasync carry the proof that what precedes them was durable.
+#[test]
+fn damage_before_later_synced_rounds_is_corruption_even_next_to_zero_pages() {
+    let fs = SimFs::new();
+    let mut d = Driver::new(open(&fs, sim_opts(1 << 20, true)).unwrap());
+    d.append(1, 100);
+    d.wait();
+    let zeros_at = d.wal.segments(1).unwrap()[0].bytes;
+    assert_eq!(d.wal.append(1, &[0u8; 8192]).unwrap(), 2);
+    d.wait();
+    for _ in 0..10 {
+        d.append(1, 100);
+        d.wait();
+    }
+    assert_eq!(d.wal.last_lsn(1).unwrap(), 12);
+    let after = fs.power_loss(); // everything was synced: nothing lost, but no clean close
+    drop(d);
+    let path = segment_path(1, 1);
+    let mut bytes = after.read_file(&path).unwrap();
+    bytes[zeros_at as usize + 9] ^= 0x04; // one bit of record 2's LSN field
+    after.write_file(&path, &bytes);
+    // Open checks the tail back to its last sync point (record 12's round) and keeps
+    // everything; reading reaches the damage and reports it.
+    let wal = Wal::open_with(dir(), sim_opts(1 << 20, true), Arc::new(after)).unwrap();
+    assert_eq!(wal.recovery(), vec![], "nothing may be cut");
+    assert_eq!(wal.last_lsn(1).unwrap(), 12);
+    let mut r = wal.reader(1, Start::Lsn(0)).unwrap();
+    let first = r.next_batch(1 << 20).unwrap().unwrap();
+    assert_eq!(first.records.len(), 1);
+    let e = r
+        .next_batch(1 << 20)
+        .err()
+        .expect("the damaged record is never handed out");
+    assert_eq!(e.code, ErrorCode::Corruption, "{e}");
+    assert_eq!(e.offset, Some(zeros_at), "{e}");
+    drop(wal);
+}
+
+/// After a clean close nothing can be torn: damage in the newest segment is damage, even
+/// where nothing marks a sync point after it (sync 'none': only close synced the tail).
+#[test]
+fn after_a_clean_close_damage_in_the_newest_segment_is_corruption() {
+    for zero_page in [false, true] {
+        let fs = SimFs::new();
+        let o = Options {
+            sync: SyncMode::None,
+            ..sim_opts(1 << 20, true)
+        };
+        let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+        for _ in 0..200 {
+            d.append(0, 100);
+        }
+        d.wait();
+        d.wal.close().unwrap();
+        drop(d);
+        let path = segment_path(0, 1);
+        let mut bytes = fs.read_file(&path).unwrap();
+        if zero_page {
+            bytes[3 * 4096..4 * 4096].fill(0);
+        } else {
+            bytes[3 * 4096 + 100] ^= 0x40;
+        }
+        let fs = fs.power_loss();
+        fs.write_file(&path, &bytes);
+        let e = Wal::open_with(dir(), o, Arc::new(fs))
+            .err()
+            .expect("damage must be reported");
+        assert_eq!(e.code, ErrorCode::Corruption, "zero page {zero_page}: {e}");
+    }
+}
+
+/// Defect 7: records a killed process wrote but never synced were taken up as they were
+/// (the resumed segment counted as clean, so sync() and close() skipped it): readers saw
+/// them and a later power loss removed them, and their LSNs went to other bytes.
+#[test]
+fn records_left_by_a_killed_process_are_durable_once_reopened() {
+    let fs = SimFs::new();
+    let o = Options {
+        sync: SyncMode::None,
+        ..sim_opts(1 << 20, true)
+    };
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    for _ in 0..50 {
+        d.append(3, 200);
+    }
+    d.wait();
+    let killed = fs.after_kill();
+    std::mem::forget(d); // the process died: no close, no sync
+    let wal = Wal::open_with(dir(), o.clone(), Arc::new(killed.clone())).unwrap();
+    let seen = read_all(&wal, 3).unwrap();
+    assert_eq!(seen.len(), 50);
+    // The power goes right after the reopen: what readers saw must still be there.
+    let after = killed.power_loss();
+    drop(wal);
+    let wal = Wal::open_with(dir(), o, Arc::new(after)).unwrap();
+    assert_eq!(read_all(&wal, 3).unwrap(), seen);
+}
+
+/// Defect 5: the next segment made ahead of time was a zero-byte `part_p_i.wal` while the
+/// WAL was open, so anything listing segments saw one that `segments()` did not report,
+/// and after a crash `wal.recovery` reported it as a cut of 0 bytes.
+#[test]
+fn spares_have_a_name_of_their_own_and_leave_no_trace_in_recovery() {
+    let fs = SimFs::new();
+    let o = sim_opts(64 << 10, true);
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    for _ in 0..300 {
+        d.append(2, 400); // several rotations, a spare made ahead each time
+        d.wait();
+    }
+    let listed = |fs: &SimFs| -> Vec<String> {
+        let mut v: Vec<String> = fs
+            .names(dir())
+            .into_iter()
+            .filter(|n| format::parse_segment_file_name(n).is_some())
+            .collect();
+        v.sort();
+        v
+    };
+    let reported: Vec<String> = d.wal.segments(2).unwrap().into_iter().map(|s| s.file).collect();
+    assert_eq!(listed(&fs), reported);
+    assert!(
+        fs.names(dir())
+            .iter()
+            .any(|n| format::parse_spare_file_name(n).is_some()),
+        "a spare is made ahead: {:?}",
+        fs.names(dir())
+    );
+    for killed in [fs.after_kill(), fs.power_loss()] {
+        let wal = Wal::open_with(dir(), o.clone(), Arc::new(killed.clone())).unwrap();
+        assert_eq!(wal.recovery(), vec![], "nothing was cut");
+        let reported: Vec<String> = wal.segments(2).unwrap().into_iter().map(|s| s.file).collect();
+        assert_eq!(listed(&killed), reported);
+        assert!(!killed.names(dir()).iter().any(|n| n.ends_with(".tmp")));
+    }
+    std::mem::forget(d);
+}
+
+/// A segment's directory entry is durable before anything in it is acknowledged: a power
+/// loss right after a rotation keeps the acknowledged record in the new segment.
+#[test]
+fn an_acknowledged_record_in_a_new_segment_survives_a_power_loss() {
+    let fs = SimFs::new();
+    let o = sim_opts(4096, true);
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    let mut last = 0;
+    while d.wal.segments(4).unwrap().len() < 4 {
+        last = d.append(4, 900).unwrap();
+        d.wait();
+    }
+    let after = fs.power_loss();
+    std::mem::forget(d);
+    let wal = Wal::open_with(dir(), o, Arc::new(after)).unwrap();
+    assert_eq!(wal.last_lsn(4).unwrap(), last);
+    assert!(Path::new(&wal.segments(4).unwrap()[3].file).to_str().is_some());
+}
