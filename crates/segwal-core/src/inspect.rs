@@ -529,8 +529,10 @@ impl Walk<'_> {
             .map_err(io("reading"))?;
         let problem = if torn {
             Problem::torn(name, frames.good_end, why, len - frames.good_end)
+        } else if newest && self.clean {
+            Problem::corruption(name, bad_at, format!("{why} (after a clean shutdown)"))
         } else if newest {
-            Problem::corruption(name, bad_at, format!("{why} (valid records follow)"))
+            Problem::corruption(name, bad_at, format!("{why} (synced records follow)"))
         } else {
             Problem::corruption(name, bad_at, format!("{why} (in a sealed segment)"))
         };

@@ -125,7 +125,7 @@ fn rotation_works_after_a_failed_round() {
         d.wait();
     }
     // (Created after the round's ack is published: wait for it.)
-    let spare = "part_0_0000000002.wal".to_string();
+    let spare = "part_0_0000000002.tmp".to_string();
     for _ in 0..200 {
         if fs.names(dir()).contains(&spare) {
             break;
@@ -203,7 +203,7 @@ fn sync_none_power_loss_with_a_spare_ahead_of_an_unsynced_header() {
     };
     let mut d = Driver::new(open(&fs, o.clone()).unwrap());
     d.m.ack_not_durable = true;
-    let spare = "part_0_0000000002.wal".to_string();
+    let spare = "part_0_0000000002.tmp".to_string();
     for _ in 0..200 {
         if fs.names(dir()).contains(&spare) {
             break;
@@ -214,7 +214,9 @@ fn sync_none_power_loss_with_a_spare_ahead_of_an_unsynced_header() {
     }
     assert!(fs.names(dir()).contains(&spare));
     let lost = fs.power_loss();
-    assert_eq!(lost.names(dir()).len(), 2, "{:?}", lost.names(dir()));
+    // (A spare's name is not synced: it is renamed into place, and that rename synced,
+    // before anything in it is acknowledged.)
+    assert!(lost.names(dir()).len() <= 2, "{:?}", lost.names(dir()));
     let Driver { m, wal, .. } = d;
     let wal2 = open(&lost, o.clone()).unwrap_or_else(|e| panic!("open after the power loss: {e}"));
     assert_eq!(wal2.last_lsn(0).unwrap(), 0);
@@ -309,7 +311,16 @@ fn a_purge_that_fails_midway_leaves_table_and_directory_agreeing() {
         d.wait();
     }
     let last = d.wal.last_lsn(0).unwrap();
-    fs.fail_op(fs.ops() + 1, libc::EACCES); // the second unlink
+    // The writer makes the next spare after publishing a round: let it finish first.
+    let mut ops = fs.ops();
+    loop {
+        std::thread::sleep(Duration::from_millis(30));
+        if fs.ops() == ops {
+            break;
+        }
+        ops = fs.ops();
+    }
+    fs.fail_op(ops + 1, libc::EACCES); // the second unlink
     assert!(!d.purge(0, last), "the purge fails");
     assert!(d.m.errors.last().unwrap().contains("WAL_IO_ERROR"), "{:?}", d.m.errors);
     let mut on_disk: Vec<String> = fs.names(dir()).into_iter().filter(|n| n.ends_with(".wal")).collect();
