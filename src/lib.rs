@@ -28,15 +28,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use napi::bindgen_prelude::Result;
 use segwal_core as core;
 
-mod acks;
-mod control;
-mod errors;
-mod info;
+pub mod acks;
+pub mod control;
+pub mod errors;
+pub mod info;
 pub mod inspect;
-mod open;
+pub mod open;
 mod pool;
-mod reads;
-mod writes;
+pub mod reads;
+pub mod writes;
 
 use errors::invalid;
 
