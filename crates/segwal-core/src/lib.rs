@@ -7,6 +7,7 @@ mod commit;
 pub mod error;
 pub mod format;
 pub mod fs;
+mod handles;
 pub mod inspect;
 mod options;
 mod partition;
@@ -19,6 +20,7 @@ mod wal;
 
 pub use error::{Error, ErrorCode, Result};
 pub use options::{Options, SyncMode, Truncation, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+pub use handles::DEFAULT_READ_HANDLES;
 pub use partition::{AckEvent, Position, PurgeResult};
 pub use reader::{Batch, Reader, RecordRef, Start};
 pub use wal::{Ack, PartitionStats, Pending, SegmentInfo, Stats, Wal};

@@ -2,7 +2,8 @@
 //! been acknowledged (the segment table), behind one mutex that no I/O ever holds.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fs::FsFile;
@@ -11,11 +12,26 @@ use crate::segment::SegMeta;
 pub struct Partition {
     pub id: u16,
     pub st: Mutex<PState>,
+    /// Held for writing while `truncate_after` changes files, for reading while a reader
+    /// reads them: a reader never sees a file half cut, nor a segment the cut removed.
+    cutting: RwLock<()>,
 }
 
 impl Partition {
     pub fn new(id: u16, st: PState) -> Partition {
-        Partition { id, st: Mutex::new(st) }
+        Partition {
+            id,
+            st: Mutex::new(st),
+            cutting: RwLock::new(()),
+        }
+    }
+
+    pub fn reading(&self) -> RwLockReadGuard<'_, ()> {
+        self.cutting.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn cutting(&self) -> RwLockWriteGuard<'_, ()> {
+        self.cutting.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A poisoned mutex only means another thread panicked mid-update; the state
@@ -89,12 +105,10 @@ pub struct PState {
     pub log_start: u64,
     /// Index the next new segment gets when `segs` is empty.
     pub next_index: u64,
-    /// Bumped by truncate so readers past the cut notice.
-    pub epoch: u64,
     /// `truncate_after` calls so far (bumped when the call is made, not when done).
     pub generation: u64,
-    /// The lowest LSN `truncate_after` removed in the current epoch (readers beyond it fail).
-    pub cut_lsn: u64,
+    /// The open readers, told of every cut (see [`Cursor`]).
+    pub readers: Vec<Weak<Cursor>>,
     pub active: Option<Active>,
     /// Index of the next segment's spare, made ahead (see `segment::create_spare`).
     pub spare: Option<u64>,
@@ -115,9 +129,8 @@ impl PState {
             acked_lsn: 0,
             log_start: 1,
             next_index,
-            epoch: 0,
             generation: 0,
-            cut_lsn: u64::MAX,
+            readers: Vec::new(),
             active: None,
             spare: None,
             free_frames: None,
@@ -143,6 +156,28 @@ impl PState {
         (i > 0).then(|| i - 1)
     }
 
+    /// A new reader's cursor: from now on it learns of every cut.
+    pub fn register_reader(&mut self) -> Arc<Cursor> {
+        if self.readers.len() == self.readers.capacity() {
+            // Amortised: readers come and go without a truncate to prune them.
+            self.readers.retain(|r| r.strong_count() > 0);
+        }
+        let c = Arc::new(Cursor(AtomicU64::new(NO_CUT)));
+        self.readers.push(Arc::downgrade(&c));
+        c
+    }
+
+    /// Tells every open reader that records from `first_removed` on are gone.
+    pub fn note_cut(&mut self, first_removed: u64) {
+        self.readers.retain(|r| match r.upgrade() {
+            Some(c) => {
+                c.0.fetch_min(first_removed, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        });
+    }
+
     /// The run the next staged frames go to: the queue's last one, unless it holds a
     /// control item or `STAGE_CAP` bytes already (a new run then, so that no append
     /// regrows and copies a multi-MiB buffer on the caller's thread). A new run reuses
@@ -157,6 +192,22 @@ impl PState {
             Some(Item::Frames(f)) => f,
             _ => unreachable!("just pushed"),
         }
+    }
+}
+
+/// What one reader has not yet learnt of truncations: the lowest LSN removed by any
+/// `truncate_after` since it last looked. Per reader, because "since it last looked"
+/// differs between readers: one partition-wide "lowest cut" could never be reset (a later
+/// reader, or a later truncate above the first, would be judged by an old cut).
+pub struct Cursor(AtomicU64);
+
+/// A cursor's value when no cut happened since its reader last looked.
+pub const NO_CUT: u64 = u64::MAX;
+
+impl Cursor {
+    /// The lowest LSN removed since the last call (`NO_CUT` if none).
+    pub fn take(&self) -> u64 {
+        self.0.swap(NO_CUT, Ordering::SeqCst)
     }
 }
 

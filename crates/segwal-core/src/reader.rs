@@ -2,13 +2,14 @@
 //! segment's seek points), it reads large chunks, verifies every frame, and moves to
 //! segment `index + 1` at the end of each, insisting on LSN continuity.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::format::{self, Decoded, SEGMENT_HEADER_LEN};
 use crate::fs::{Fs, FsFile};
-use crate::partition::{PState, Partition};
+use crate::handles::{ReadHandles, SegKey};
+use crate::partition::{Cursor, PState, Partition, NO_CUT};
 use crate::segment::{self, SegMeta, Target};
 
 const HEADER: u64 = SEGMENT_HEADER_LEN as u64;
@@ -42,20 +43,31 @@ pub struct RecordRef {
 pub struct Reader {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
+    handles: Arc<ReadHandles>,
     part: Arc<Partition>,
+    /// Where truncations reach this reader (see [`Cursor`]).
+    cursor: Arc<Cursor>,
+    /// The lowest LSN removed by a cut this reader learnt of and has not yet been
+    /// judged against: kept until then, so that a batch read ahead and discarded by the
+    /// caller cannot take the news with it.
+    cut: u64,
     next_lsn: u64,
     /// Where `next_lsn` starts; `None` until sought.
     pos: Option<(u64, u64)>,
-    file: Option<(u64, Arc<dyn FsFile>)>,
-    /// The current segment's table entry once it is known to be sealed.
-    sealed: Option<SegMeta>,
-    epoch: u64,
 }
 
 impl Reader {
-    pub(crate) fn new(fs: Arc<dyn Fs>, dir: PathBuf, part: Arc<Partition>, start: Start) -> Result<Reader> {
-        let st = part.lock();
-        let epoch = st.epoch;
+    pub(crate) fn new(
+        fs: Arc<dyn Fs>,
+        dir: PathBuf,
+        handles: Arc<ReadHandles>,
+        part: Arc<Partition>,
+        start: Start,
+    ) -> Result<Reader> {
+        let held = part.clone();
+        let _reading = held.reading();
+        let mut st = held.lock();
+        let cursor = st.register_reader();
         let (next_lsn, pos) = match start {
             Start::Lsn(lsn) => {
                 let lsn = if lsn == 0 { st.log_start } else { lsn };
@@ -95,35 +107,36 @@ impl Reader {
                 };
                 let seg = seg.clone();
                 drop(st);
-                let lsn = record_at(fs.as_ref(), &dir, part.id, &seg, offset)?;
-                return Ok(Reader {
-                    fs,
-                    dir,
-                    part,
-                    next_lsn: lsn,
-                    pos: Some((segment, offset)),
-                    file: None,
-                    sealed: None,
-                    epoch,
-                });
+                let lsn = record_at(&Files::new(&fs, &dir, &handles, part.id), &seg, offset)?;
+                (lsn, Some((segment, offset)))
             }
         };
-        drop(st);
         Ok(Reader {
             fs,
             dir,
+            handles,
             part,
+            cursor,
+            cut: NO_CUT,
             next_lsn,
             pos,
-            file: None,
-            sealed: None,
-            epoch,
         })
     }
 
     /// LSN of the next record this reader will return.
     pub fn next_lsn(&self) -> u64 {
         self.next_lsn
+    }
+
+    /// Goes back to `lsn` (at most where it is now), as if the records from there on had
+    /// not been read: a caller that read ahead and dropped what it read ahead (a truncate
+    /// removed it) resumes where its own caller is. Truncations are judged against this
+    /// position at the next batch.
+    pub fn rewind(&mut self, lsn: u64) {
+        if lsn < self.next_lsn {
+            self.next_lsn = lsn;
+            self.pos = None;
+        }
     }
 
     /// The next records, about `max_bytes` of them (at least one whole record);
@@ -137,25 +150,38 @@ impl Reader {
     /// of a fresh one per batch.
     pub fn next_batch_in(&mut self, buf: Vec<u8>, max_bytes: usize) -> Result<Option<Batch>> {
         let pid = self.part.id;
+        // No truncate changes a file while this batch is read (see `Partition::reading`).
+        let part = self.part.clone();
+        let _reading = part.reading();
         loop {
             let (seg, acked, next) = {
                 let st = self.part.lock();
-                if st.epoch != self.epoch {
-                    if self.next_lsn > st.cut_lsn || self.next_lsn > st.acked_lsn + 1 {
+                let cut = self.cursor.take();
+                if cut != NO_CUT {
+                    self.cut = self.cut.min(cut);
+                    // The segment it was in may be gone or cut: find the place again by LSN.
+                    self.pos = None;
+                }
+                if self.cut != NO_CUT {
+                    // API.md: a reader whose next LSN is at most the cut goes on (with the
+                    // records appended after the truncation); any other has read removed
+                    // records, or started above what is left, and fails.
+                    if self.next_lsn > self.cut {
                         return Err(Error::new(
                             ErrorCode::LsnOutOfRange,
                             format!(
-                                "partition {pid} was truncated below LSN {} while it was being read",
+                                "partition {pid} was truncated after LSN {} while it was being read (next LSN {})",
+                                self.cut - 1,
                                 self.next_lsn
                             ),
                         ));
                     }
-                    self.epoch = st.epoch;
+                    self.cut = NO_CUT;
                 }
                 if st.acked_lsn < self.next_lsn {
                     return Ok(None);
                 }
-                if self.pos.is_none() {
+                let Some((index, _)) = self.pos else {
                     let Some(i) = st.seg_for_lsn(self.next_lsn) else {
                         return Err(purged(pid, self.next_lsn, st.log_start));
                     };
@@ -166,22 +192,16 @@ impl Reader {
                     drop(st);
                     self.seek(seek)?;
                     continue;
-                }
-                let (index, _) = self.pos.unwrap_or_default();
-                let seg = match find_seg(&st, index) {
-                    Some(seg) => seg.clone(),
-                    // Purged under us: a sealed segment never changes, and the open
-                    // descriptor outlives the unlink, so finish reading it.
-                    None => match (&self.sealed, &self.file) {
-                        (Some(s), Some((i, _))) if s.index == index && *i == index => s.clone(),
-                        _ => return Err(purged(pid, self.next_lsn, st.log_start)),
-                    },
                 };
-                let next = find_seg(&st, index + 1).cloned();
-                if next.is_some() {
-                    self.sealed = Some(seg.clone());
-                }
-                (seg, st.acked_lsn, next)
+                let Some(seg) = find_seg(&st, index).cloned() else {
+                    // Only a purge removes a segment below the cut (a cut resets `pos`):
+                    // it overtook this reader.
+                    let first = st.log_start;
+                    drop(st);
+                    self.handles.forget(pid, index);
+                    return Err(purged(pid, self.next_lsn, first));
+                };
+                (seg, st.acked_lsn, find_seg(&st, index + 1).cloned())
             };
             let (index, offset) = self.pos.unwrap_or_default();
             if offset >= seg.bytes {
@@ -209,26 +229,12 @@ impl Reader {
         }
     }
 
-    fn open(&mut self, index: u64) -> Result<Arc<dyn FsFile>> {
-        if let Some((i, f)) = &self.file {
-            if *i == index {
-                return Ok(f.clone());
-            }
-        }
-        let name = format::segment_file_name(self.part.id, index);
-        let f = self.fs.open(&self.dir.join(&name), false).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                purged(self.part.id, self.next_lsn, 0)
-            } else {
-                Error::io(&e, format!("opening {name}"))
-            }
-        })?;
-        self.file = Some((index, f.clone()));
-        Ok(f)
+    fn files(&self) -> Files<'_> {
+        Files::new(&self.fs, &self.dir, &self.handles, self.part.id)
     }
 
     fn seek(&mut self, (seg, from_lsn, from): (SegMeta, u64, u64)) -> Result<()> {
-        let file = self.open(seg.index)?;
+        let file = self.files().open(&seg, self.next_lsn)?;
         let name = format::segment_file_name(self.part.id, seg.index);
         let mut found = Vec::new();
         let (at, _) = segment::find_frame(
@@ -255,7 +261,7 @@ impl Reader {
     }
 
     fn read(&mut self, buf: Vec<u8>, seg: &SegMeta, offset: u64, acked: u64, max_bytes: usize) -> Result<Batch> {
-        let file = self.open(seg.index)?;
+        let file = self.files().open(seg, self.next_lsn)?;
         let name = format::segment_file_name(self.part.id, seg.index);
         let io = |e: std::io::Error| Error::io(&e, format!("reading {name}"));
         let avail = seg.bytes - offset;
@@ -333,10 +339,50 @@ fn purged(partition: u16, lsn: u64, first: u64) -> Error {
     )
 }
 
+/// Segment files as readers open them: through the shared handles, a file gone meaning
+/// its records were purged.
+struct Files<'a> {
+    fs: &'a Arc<dyn Fs>,
+    dir: &'a Path,
+    handles: &'a ReadHandles,
+    pid: u16,
+}
+
+impl<'a> Files<'a> {
+    fn new(fs: &'a Arc<dyn Fs>, dir: &'a Path, handles: &'a ReadHandles, pid: u16) -> Files<'a> {
+        Files { fs, dir, handles, pid }
+    }
+
+    /// `seg`'s file; `lsn` is what the caller wants from it (named if it was purged).
+    fn open(&self, seg: &SegMeta, lsn: u64) -> Result<Arc<dyn FsFile>> {
+        let name = format::segment_file_name(self.pid, seg.index);
+        let key = SegKey {
+            partition: self.pid,
+            index: seg.index,
+            salt: seg.salt,
+        };
+        self.handles
+            .get(self.fs.as_ref(), &self.dir.join(&name), key)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    // Truncates do not remove files under a reader (`Partition::reading`),
+                    // so only a purge did, after the reader looked at the segment table.
+                    Error::new(
+                        ErrorCode::LsnPurged,
+                        format!("LSN {lsn} of partition {}: {name} has been purged", self.pid),
+                    )
+                } else {
+                    Error::io(&e, format!("opening {name}"))
+                }
+            })
+    }
+}
+
 /// The LSN of the record that starts at `offset` in `seg` (or the next LSN at its end).
 /// Walks from the nearest seek point before it, so a copy of a frame inside a payload
 /// is never taken for a record.
-fn record_at(fs: &dyn Fs, dir: &std::path::Path, pid: u16, seg: &SegMeta, offset: u64) -> Result<u64> {
+fn record_at(files: &Files<'_>, seg: &SegMeta, offset: u64) -> Result<u64> {
+    let pid = files.pid;
     let not_a_record = || {
         Error::invalid(format!(
             "from {{ segment: {}, offset: {offset} }} is not the start of a record in partition {pid}",
@@ -357,9 +403,7 @@ fn record_at(fs: &dyn Fs, dir: &std::path::Path, pid: u16, seg: &SegMeta, offset
         .copied()
         .unwrap_or((seg.first_lsn, HEADER));
     let name = format::segment_file_name(pid, seg.index);
-    let file = fs
-        .open(&dir.join(&name), false)
-        .map_err(|e| Error::io(&e, format!("opening {name}")))?;
+    let file = files.open(seg, from_lsn)?;
     match segment::find_frame(
         file.as_ref(),
         seg.salt,

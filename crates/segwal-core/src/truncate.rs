@@ -117,11 +117,14 @@ pub(crate) fn truncate_after(
     next_index: &mut u64,
     lsn: u64,
 ) -> Result<()> {
+    // Readers wait while files change (see `Partition::reading`).
+    let _cutting = p.cutting();
     let (keep, victims) = {
-        let st = p.lock();
+        let mut st = p.lock();
         if st.segs.is_empty() || lsn >= st.acked_lsn {
             return Ok(());
         }
+        st.note_cut(lsn + 1);
         let k = st.seg_for_lsn(lsn).unwrap_or(0);
         (
             st.segs[k].clone(),
@@ -145,8 +148,6 @@ pub(crate) fn truncate_after(
         let mut st = p.lock();
         st.segs.retain(|s| s.index <= keep.index);
         st.acked_lsn = st.acked_lsn.min(keep.last_lsn);
-        st.epoch += 1;
-        st.cut_lsn = st.cut_lsn.min(keep.last_lsn + 1);
     }
     let (file, cut) = cut_segment(files, pid, &keep, active.take(), lsn)?;
     // Below `keep.first_lsn` only for `truncate_after(p, 0)` after a purge (see cut_segment).
@@ -166,8 +167,6 @@ pub(crate) fn truncate_after(
     }
     st.acked_lsn = lsn;
     st.log_start = st.log_start.min(first_lsn);
-    st.epoch += 1;
-    st.cut_lsn = st.cut_lsn.min(lsn + 1);
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::format::{self, FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
 use crate::fs::{Fs, OsFs};
 use crate::options::{Options, SyncMode, Truncation, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+use crate::handles::ReadHandles;
 use crate::partition::{AckEvent, Done, Item, PState, Partition, PurgeResult, Rec, Reply};
 use crate::reader::{Reader, Start};
 use crate::recovery;
@@ -78,6 +79,8 @@ pub(crate) struct Inner {
     pub rounds: AtomicU64,
     /// Segment files opened by writers since `close_idle_files` last ran.
     pub files_opened: std::sync::atomic::AtomicUsize,
+    /// Read descriptors shared by all readers (see handles.rs).
+    pub read_handles: Arc<ReadHandles>,
     sched: Mutex<Sched>,
     sched_cv: Condvar,
     /// Wakes the interval syncer at close (kept apart from `sched_cv`, whose
@@ -199,6 +202,7 @@ impl Wal {
                 syncs: AtomicU64::new(0),
                 bytes_written: AtomicU64::new(0),
             },
+            read_handles: Arc::default(),
             sched: Mutex::new(Sched {
                 ready: VecDeque::new(),
                 stop: false,
@@ -409,6 +413,7 @@ impl Wal {
                 }
             }
         }
+        self.inner.read_handles.clear();
         if self.inner.is_poisoned.load(Ordering::SeqCst) {
             // What was appended since the failed fdatasync is not durable: say so.
             *self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -497,7 +502,13 @@ impl Wal {
     pub fn reader(&self, partition: u16, start: Start) -> Result<Reader> {
         self.inner.check_open()?;
         let p = self.inner.partition(partition);
-        Reader::new(self.inner.fs.clone(), self.inner.dir.clone(), p, start)
+        Reader::new(
+            self.inner.fs.clone(),
+            self.inner.dir.clone(),
+            self.inner.read_handles.clone(),
+            p,
+            start,
+        )
     }
 }
 
