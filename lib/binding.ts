@@ -9,12 +9,19 @@ import type { PurgeResult, SegmentInfo, WalStats } from './types'
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown
 
-/** A batch read by a `NativeReader`: absent `data`/`meta` = caught up. */
+/**
+ * A batch read by a native reader; only `nextLsn` when it has caught up. Payload `i`
+ * starts at `index[i]` in `data` and is `index[count + i]` bytes long; record `i` has
+ * LSN `firstLsn + i` and starts at offset `offsetBase + index[i]` of `segment`.
+ */
 export interface NativeBatch {
-  data?: Buffer | null
-  /** Five numbers per record: lsn, segment, offset, payload start, payload length. */
-  meta?: Float64Array | null
   nextLsn: number
+  data?: Buffer
+  index?: Uint32Array
+  count?: number
+  firstLsn?: number
+  segment?: number
+  offsetBase?: number
 }
 
 /** Opaque handle of an open WAL (a napi External). */
@@ -62,7 +69,8 @@ export interface NativeBinding {
   segments(wal: WalHandle, partition: number): SegmentInfo[]
   stats(wal: WalHandle): WalStats
   openReader(wal: WalHandle, partition: number, fromLsn: number, usePosition: boolean, segment: number, offset: number): Promise<ReaderHandle>
-  readerNext(reader: ReaderHandle, maxBytes: number): Promise<NativeBatch>
+  /** `rewind`: an LSN to go back to first (0: none). */
+  readerNext(reader: ReaderHandle, maxBytes: number, rewind: number): Promise<NativeBatch>
   readerRelease(reader: ReaderHandle): void
 }
 
@@ -77,5 +85,3 @@ export const ACK_ACKED = 0
 export const ACK_FAILED = 1
 /** Numbers per acknowledged single append: lsn, segment, offset. */
 export const POSITION_WIDTH = 3
-/** Numbers per record in `NativeBatch.meta`. */
-export const RECORD_WIDTH = 5

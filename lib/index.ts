@@ -11,13 +11,14 @@
 import { ACK_ACKED, ACK_HEADER, POSITION_WIDTH, native, type ReaderHandle, type WalHandle } from './binding'
 import { WalError, closedError, fromDetail, invalidArgument, toWalError } from './errors'
 import { PendingQueue, type AppendResult, type BatchResult, type Reject, type Resolve } from './pending'
-import { RecordStream, type StreamHost, type StreamOptions, type StreamStart, type WalRecord, type WalStream } from './stream'
+import { OpenStreams, type BatchReader } from './reader'
+import { BatchStream, RecordStream, maxBytesOf, type BatchStreamOptions, type StreamHost, type StreamOptions, type StreamStart, type WalBatchStream, type WalRecord, type WalStream } from './stream'
 import type { PurgeResult, SegmentInfo, WalStats } from './types'
 
 export { WalError } from './errors'
 export type { WalErrorCode, WalErrorDetails } from './errors'
 export type { AppendResult, BatchResult } from './pending'
-export type { StreamOptions, WalRecord, WalStream } from './stream'
+export type { BatchStreamOptions, RecordBatch, StreamOptions, WalBatchStream, WalRecord, WalStream } from './stream'
 export type { PartitionStats, PurgeResult, SegmentInfo, WalStats } from './types'
 
 /** Options of {@link Wal.open}. */
@@ -208,7 +209,7 @@ export class Wal implements AsyncDisposable {
   #ackErrors: string[] = []
   /** Follow streams waiting for an ack, per partition. */
   #waiters = new Map<number, Set<() => void>>()
-  readonly #streams = new Set<RecordStream>()
+  readonly #streams = new OpenStreams()
   // Appends of this tick not yet handed to the engine (see STAGE_MAX_RECORD).
   readonly #stageData = Buffer.allocUnsafe(STAGE_BYTES)
   #stageBytes = 0
@@ -363,6 +364,18 @@ export class Wal implements AsyncDisposable {
     return new RecordStream(this.#host, partition, start, follow, signal)
   }
 
+  /**
+   * The records of {@link Wal.stream}, with its options and errors, in batches of
+   * consecutive LSNs holding at most `maxBytes` of payload (default 1 MiB): no JS
+   * object per record unless a batch's `payload()`, `position()` or iterator makes one.
+   */
+  streamBatches(partition: number, options?: BatchStreamOptions): WalBatchStream {
+    if (this.#closed) throw closedError()
+    checkPartition(partition)
+    const { start, follow, signal } = parseStreamOptions(options)
+    return new BatchStream(this.#host, partition, start, follow, signal, maxBytesOf(options))
+  }
+
   /** First retained LSN of `partition`; 0 if it is empty or unknown. */
   firstLsn(partition: number): number {
     if (this.#closed) throw closedError()
@@ -414,7 +427,8 @@ export class Wal implements AsyncDisposable {
       this.#flush()
       const done = native.truncateAfter(this.#handle, partition, lsn)
       this.#generations.set(partition, (this.#generations.get(partition) ?? 0) + 1)
-      return done.catch(rejected<void>)
+      // Before the caller resumes: from then on no stream yields a removed record.
+      return done.then(() => this.#streams.truncated(partition, lsn), rejected<void>)
     } catch (e) {
       return rejected(e)
     }
@@ -677,7 +691,7 @@ export class Wal implements AsyncDisposable {
       removeWaiter(partition: number, wake: () => void): void {
         wal.#waiters.get(partition)?.delete(wake)
       },
-      track(stream: RecordStream, live: boolean): void {
+      track(stream: BatchReader, live: boolean): void {
         if (live) wal.#streams.add(stream)
         else wal.#streams.delete(stream)
       },

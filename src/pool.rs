@@ -17,6 +17,8 @@ pub struct Pool<T: 'static> {
     spare: Mutex<Vec<Vec<T>>>,
     keep: usize,
     idle: usize,
+    /// Vectors of a larger capacity are not kept.
+    max_capacity: usize,
     users: AtomicUsize,
 }
 
@@ -24,12 +26,14 @@ pub struct Pool<T: 'static> {
 pub struct Claim<T: 'static>(&'static Pool<T>);
 
 impl<T> Pool<T> {
-    /// Keeps up to `keep` vectors while the pool has users, `idle` while it has none.
-    pub const fn new(keep: usize, idle: usize) -> Self {
+    /// Keeps up to `keep` vectors while the pool has users, `idle` while it has none,
+    /// each of at most `max_capacity` elements.
+    pub const fn new(keep: usize, idle: usize, max_capacity: usize) -> Self {
         Self {
             spare: Mutex::new(Vec::new()),
             keep,
             idle,
+            max_capacity,
             users: AtomicUsize::new(0),
         }
     }
@@ -51,7 +55,7 @@ impl<T> Pool<T> {
         } else {
             self.idle
         };
-        if spare.len() < keep && v.capacity() > 0 {
+        if spare.len() < keep && v.capacity() > 0 && v.capacity() <= self.max_capacity {
             spare.push(v);
         }
     }

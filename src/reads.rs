@@ -11,10 +11,6 @@ use crate::errors::{engine, guard, internal_error};
 use crate::pool::{Claim, Pool};
 use crate::{lock, partition_arg, u64_arg, WalHandle};
 
-/// Numbers per record in a read batch: lsn, segment, offset, payload start,
-/// payload length.
-const RECORD_WIDTH: usize = 5;
-
 pub struct ReaderTask {
     wal: Arc<core::Wal>,
     partition: u16,
@@ -34,7 +30,7 @@ impl Task for ReaderTask {
     fn resolve(&mut self, env: Env, reader: Self::Output) -> Result<Self::JsValue> {
         let open = OpenReader {
             reader,
-            _pools: (DATA_POOL.claim(), META_POOL.claim()),
+            _pools: (DATA_POOL.claim(), INDEX_POOL.claim()),
         };
         ExternalRef::new(&env, Arc::new(Mutex::new(Some(open))))
     }
@@ -78,27 +74,41 @@ pub type ReaderHandle = Arc<Mutex<Option<OpenReader>>>;
 /// some reader is open).
 pub struct OpenReader {
     reader: core::Reader,
-    _pools: (Claim<u8>, Claim<f64>),
+    _pools: (Claim<u8>, Claim<u32>),
 }
 
 /// Spare batch memory. V8 frees batches in bursts (when their external memory adds
 /// up to a collection), so the pool must hold one burst for reads to find a buffer: on
 /// the bench's 4 KiB read workload 8 missed 40% of the time, 64 misses 5%. With no
-/// reader open it keeps 4 (at most 4 MiB of data).
-static DATA_POOL: Pool<u8> = Pool::new(64, 4);
-static META_POOL: Pool<f64> = Pool::new(64, 4);
+/// reader open it keeps 4. Buffers grown past 2 MiB (a `maxBytes` above the default, a
+/// huge record) go back to the allocator rather than pin that much each.
+static DATA_POOL: Pool<u8> = Pool::new(64, 4, 2 << 20);
+static INDEX_POOL: Pool<u32> = Pool::new(64, 4, 1 << 19);
 
-/// A batch read on the thread pool, before it becomes a `NativeBatch` object
-/// (`{ data?: Buffer, meta?: Float64Array, nextLsn }`; `data` and `meta` are
-/// absent when the reader has caught up with the acknowledged log).
+/// A batch read on the thread pool, before it becomes a `NativeBatch` object:
+/// `{ nextLsn, data?, index?, count?, firstLsn?, segment?, offsetBase? }`, where `index`
+/// holds the payload starts (`index[i]`) then the payload lengths (`index[count + i]`),
+/// and record `i` starts at offset `offsetBase + index[i]` of `segment`. Only `nextLsn`
+/// is there when the reader has caught up with the acknowledged log.
 pub struct ReadBatch {
-    records: Option<(Vec<u8>, usize, Vec<f64>)>,
+    records: Option<Records>,
     next_lsn: u64,
+}
+
+struct Records {
+    data: Vec<u8>,
+    len: usize,
+    index: Vec<u32>,
+    count: usize,
+    first_lsn: u64,
+    segment: u64,
+    offset_base: u64,
 }
 
 pub struct NextTask {
     reader: ReaderHandle,
     max_bytes: usize,
+    rewind: u64,
 }
 
 impl<'task> napi::ScopedTask<'task> for NextTask {
@@ -106,28 +116,42 @@ impl<'task> napi::ScopedTask<'task> for NextTask {
     type JsValue = Object<'task>;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let (reader, max_bytes) = (&self.reader, self.max_bytes);
+        let (reader, max_bytes, rewind) = (&self.reader, self.max_bytes, self.rewind);
         guard(|| {
             let mut reader = lock(reader);
             let reader = &mut reader
                 .as_mut()
                 .ok_or_else(|| internal_error("WAL_CLOSED", "the stream was released"))?
                 .reader;
+            if rewind > 0 {
+                reader.rewind(rewind);
+            }
             let batch = engine(reader.next_batch_in(DATA_POOL.take(), max_bytes))?;
-            let records = batch.map(|batch| {
-                let mut meta = META_POOL.take();
-                meta.clear();
-                meta.reserve(batch.records.len() * RECORD_WIDTH);
-                for r in &batch.records {
-                    meta.extend_from_slice(&[
-                        r.lsn as f64,
-                        r.segment as f64,
-                        r.offset as f64,
-                        f64::from(r.payload_start),
-                        f64::from(r.payload_len),
-                    ]);
-                }
-                (batch.data, batch.len, meta)
+            let records = batch.and_then(|batch| {
+                let first = *batch.records.first()?;
+                let count = batch.records.len();
+                let mut index = INDEX_POOL.take();
+                index.clear();
+                index.reserve(count * 2);
+                index.extend(batch.records.iter().map(|r| r.payload_start));
+                index.extend(batch.records.iter().map(|r| r.payload_len));
+                // A batch is read from one segment, and the engine reports each record's
+                // offset in the file and its payload's start in `data`: their difference
+                // is one number per batch (checked, not assumed).
+                let offset_base = first.offset - u64::from(first.payload_start);
+                debug_assert!(batch
+                    .records
+                    .iter()
+                    .all(|r| r.segment == first.segment && r.offset - u64::from(r.payload_start) == offset_base));
+                Some(Records {
+                    data: batch.data,
+                    len: batch.len,
+                    index,
+                    count,
+                    first_lsn: first.lsn,
+                    segment: first.segment,
+                    offset_base,
+                })
             });
             Ok(ReadBatch {
                 records,
@@ -139,29 +163,36 @@ impl<'task> napi::ScopedTask<'task> for NextTask {
     fn resolve(&mut self, env: &'task Env, batch: ReadBatch) -> Result<Object<'task>> {
         let mut out = Object::new(env)?;
         out.set_named_property("nextLsn", batch.next_lsn as f64)?;
-        if let Some((mut data, len, mut meta)) = batch.records {
+        if let Some(mut r) = batch.records {
             // SAFETY: each vector moves into its finalizer's hint, so its heap memory
             // stays where the JS object points until V8 collects the object and the
             // finalizer hands the vector back to its pool; nothing else touches it
             // meanwhile (the pools only hold vectors no JS object points at).
-            let (data_ptr, meta_ptr, meta_len) = (data.as_mut_ptr(), meta.as_mut_ptr(), meta.len());
-            let data = unsafe { BufferSlice::from_external(env, data_ptr, len, data, |_, v| DATA_POOL.give(v)) }?;
-            let meta =
-                unsafe { Float64ArraySlice::from_external(env, meta_ptr, meta_len, meta, |_, v| META_POOL.give(v)) }?;
+            let (data_ptr, index_ptr, index_len) = (r.data.as_mut_ptr(), r.index.as_mut_ptr(), r.index.len());
+            let data = unsafe { BufferSlice::from_external(env, data_ptr, r.len, r.data, |_, v| DATA_POOL.give(v)) }?;
+            let index = unsafe {
+                Uint32ArraySlice::from_external(env, index_ptr, index_len, r.index, |_, v| INDEX_POOL.give(v))
+            }?;
             out.set_named_property("data", data)?;
-            out.set_named_property("meta", meta)?;
+            out.set_named_property("index", index)?;
+            out.set_named_property("count", r.count as f64)?;
+            out.set_named_property("firstLsn", r.first_lsn as f64)?;
+            out.set_named_property("segment", r.segment as f64)?;
+            out.set_named_property("offsetBase", r.offset_base as f64)?;
         }
         Ok(out)
     }
 }
 
-/// Reads the next batch of at most about `maxBytes` on the thread pool.
+/// Reads the next batch of at most about `maxBytes` on the thread pool, after going
+/// back to LSN `rewind` if it is not 0 (see `Reader::rewind`).
 #[napi(ts_return_type = "Promise<NativeBatch>")]
-pub fn reader_next(reader: &External<ReaderHandle>, max_bytes: u32) -> AsyncTask<NextTask> {
-    AsyncTask::new(NextTask {
+pub fn reader_next(reader: &External<ReaderHandle>, max_bytes: u32, rewind: f64) -> Result<AsyncTask<NextTask>> {
+    Ok(AsyncTask::new(NextTask {
         reader: Arc::clone(reader),
         max_bytes: max_bytes as usize,
-    })
+        rewind: u64_arg(rewind, "rewind")?,
+    }))
 }
 
 /// Releases the reader's file handles. Call only while no `readerNext` runs

@@ -1,10 +1,13 @@
-//! Read descriptors shared by every reader of a WAL, least recently used first out.
+//! Read descriptors shared by the readers of a WAL, at most `cap` of them.
 //!
 //! A reader holding its own descriptor made descriptors grow with streams: 10,000 open
 //! streams over 10,000 partitions needed 10,000 descriptors, past a default
-//! `ulimit -n` of 1024. Readers borrow a handle for one batch instead; at most `cap` stay
-//! open between batches (plus the few borrowed by reads in flight, at most one per
-//! thread reading).
+//! `ulimit -n` of 1024. Readers now pin the file of the segment they are in: readers in
+//! the same segment share one descriptor, a file is closed when the last reader leaves
+//! it (so a stream's end releases its descriptors), and past `cap` files the least
+//! recently used is closed (its readers open it again at their next batch). A segment
+//! purged under readers stays readable to those inside it until they leave it (API.md:
+//! a stream inside a segment may finish it).
 
 use std::collections::HashMap;
 use std::io;
@@ -13,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::fs::{Fs, FsFile};
 
-/// Open read handles kept between batches, all partitions together.
+/// Files kept open for readers, all partitions together.
 pub const DEFAULT_READ_HANDLES: usize = 256;
 
 /// One segment file as a reader knows it. The salt is fresh for every segment made, so
@@ -33,7 +36,14 @@ pub(crate) struct ReadHandles {
 #[derive(Default)]
 struct Lru {
     tick: u64,
-    files: HashMap<SegKey, (Arc<dyn FsFile>, u64)>,
+    files: HashMap<SegKey, Entry>,
+}
+
+struct Entry {
+    file: Arc<dyn FsFile>,
+    used: u64,
+    /// Readers in this segment.
+    pins: usize,
 }
 
 impl ReadHandles {
@@ -44,40 +54,64 @@ impl ReadHandles {
         }
     }
 
-    /// The file of `key`, opened at `path` unless a handle is kept.
-    pub fn get(&self, fs: &dyn Fs, path: &Path, key: SegKey) -> io::Result<Arc<dyn FsFile>> {
-        {
-            let mut lru = self.lock();
-            lru.tick += 1;
-            let tick = lru.tick;
-            if let Some((f, used)) = lru.files.get_mut(&key) {
-                *used = tick;
-                return Ok(f.clone());
-            }
+    /// The file of `key` (opened at `path` unless open), kept open until as many
+    /// [`ReadHandles::unpin`] calls, or until `cap` other files were used since.
+    pub fn pin(&self, fs: &dyn Fs, path: &Path, key: SegKey) -> io::Result<Arc<dyn FsFile>> {
+        if let Some(f) = self.lock().take_pin(key) {
+            return Ok(f);
         }
         // Opened outside the lock: other readers go on meanwhile.
         let f = fs.open(path, false)?;
         let mut lru = self.lock();
-        if lru.files.len() >= self.cap && !lru.files.contains_key(&key) {
-            // O(cap), only on a miss with a full cache: cheaper than keeping an order.
-            if let Some(old) = lru.files.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| *k) {
+        if let Some(theirs) = lru.take_pin(key) {
+            return Ok(theirs);
+        }
+        if lru.files.len() >= self.cap {
+            // O(cap), only when a file is opened with `cap` open: cheaper than keeping an order.
+            if let Some(old) = lru.files.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| *k) {
                 lru.files.remove(&old);
             }
         }
-        let tick = lru.tick;
-        lru.files.insert(key, (f.clone(), tick));
+        let used = lru.tick;
+        lru.files.insert(
+            key,
+            Entry {
+                file: f.clone(),
+                used,
+                pins: 1,
+            },
+        );
         Ok(f)
     }
 
-    /// Closes the kept handle of a segment that is gone (purged, truncated away), so that
-    /// its disk space is freed now rather than when the handle would have aged out.
+    /// A reader left the segment of `key`; the last one out closes its file.
+    pub fn unpin(&self, key: SegKey) {
+        let mut lru = self.lock();
+        if let Some(e) = lru.files.get_mut(&key) {
+            e.pins = e.pins.saturating_sub(1);
+            if e.pins == 0 {
+                lru.files.remove(&key);
+            }
+        }
+    }
+
+    /// The file of `key` for one look, without keeping it open.
+    pub fn get(&self, fs: &dyn Fs, path: &Path, key: SegKey) -> io::Result<Arc<dyn FsFile>> {
+        if let Some(e) = self.lock().files.get(&key) {
+            return Ok(e.file.clone());
+        }
+        fs.open(path, false)
+    }
+
+    /// Closes the file of a segment a truncate removed (its readers learn of the cut and
+    /// look for their place again).
     pub fn forget(&self, partition: u16, index: u64) {
         self.lock()
             .files
             .retain(|k, _| k.partition != partition || k.index != index);
     }
 
-    /// Closes every kept handle (at close).
+    /// Closes every file (at close).
     pub fn clear(&self) {
         let files = std::mem::take(&mut self.lock().files);
         drop(files);
@@ -86,6 +120,17 @@ impl ReadHandles {
     fn lock(&self) -> MutexGuard<'_, Lru> {
         // The map stays consistent at every unlock; a panic elsewhere does not spoil it.
         self.lru.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Lru {
+    fn take_pin(&mut self, key: SegKey) -> Option<Arc<dyn FsFile>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let e = self.files.get_mut(&key)?;
+        e.used = tick;
+        e.pins += 1;
+        Some(e.file.clone())
     }
 }
 

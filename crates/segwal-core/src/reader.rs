@@ -54,6 +54,11 @@ pub struct Reader {
     next_lsn: u64,
     /// Where `next_lsn` starts; `None` until sought.
     pos: Option<(u64, u64)>,
+    /// The segment whose file this reader keeps open (see handles.rs).
+    pinned: Option<SegKey>,
+    /// The current segment's table entry once it is known to be sealed: a purge may
+    /// take it out of the table while this reader finishes it.
+    sealed: Option<SegMeta>,
 }
 
 impl Reader {
@@ -120,6 +125,8 @@ impl Reader {
             cut: NO_CUT,
             next_lsn,
             pos,
+            pinned: None,
+            sealed: None,
         })
     }
 
@@ -161,6 +168,7 @@ impl Reader {
                     self.cut = self.cut.min(cut);
                     // The segment it was in may be gone or cut: find the place again by LSN.
                     self.pos = None;
+                    self.sealed = None;
                 }
                 if self.cut != NO_CUT {
                     // API.md: a reader whose next LSN is at most the cut goes on (with the
@@ -193,19 +201,32 @@ impl Reader {
                     self.seek(seek)?;
                     continue;
                 };
-                let Some(seg) = find_seg(&st, index).cloned() else {
-                    // Only a purge removes a segment below the cut (a cut resets `pos`):
-                    // it overtook this reader.
-                    let first = st.log_start;
-                    drop(st);
-                    self.handles.forget(pid, index);
-                    return Err(purged(pid, self.next_lsn, first));
+                // Only a purge removes a segment below the cut (a cut resets `pos`). A
+                // sealed segment never changes, so a reader inside one finishes it (its
+                // file stays open while pinned); one that had not reached it is overtaken.
+                let seg = match find_seg(&st, index) {
+                    Some(seg) => seg.clone(),
+                    None => match &self.sealed {
+                        Some(s) if s.index == index => s.clone(),
+                        _ => return Err(purged(pid, self.next_lsn, st.log_start)),
+                    },
                 };
-                (seg, st.acked_lsn, find_seg(&st, index + 1).cloned())
+                let next = find_seg(&st, index + 1).cloned();
+                if next.is_some() {
+                    self.sealed = Some(seg.clone());
+                }
+                let next = match next {
+                    // It finished a segment purged under it, and the next one went too.
+                    None if st.segs.first().is_some_and(|s| s.index > index) => {
+                        Err(purged(pid, self.next_lsn, st.log_start))
+                    }
+                    n => Ok(n),
+                };
+                (seg, st.acked_lsn, next)
             };
             let (index, offset) = self.pos.unwrap_or_default();
             if offset >= seg.bytes {
-                let Some(next) = next else {
+                let Some(next) = next? else {
                     return Err(Error::corruption(
                         format::segment_file_name(pid, index + 1),
                         0,
@@ -229,12 +250,22 @@ impl Reader {
         }
     }
 
-    fn files(&self) -> Files<'_> {
-        Files::new(&self.fs, &self.dir, &self.handles, self.part.id)
+    /// `seg`'s file, kept open while this reader is in it.
+    fn pin(&mut self, seg: &SegMeta) -> Result<Arc<dyn FsFile>> {
+        let files = Files::new(&self.fs, &self.dir, &self.handles, self.part.id);
+        let key = files.key(seg);
+        let file = self
+            .handles
+            .pin(self.fs.as_ref(), &files.path(seg), key)
+            .map_err(|e| files.error(e, seg, self.next_lsn))?;
+        if let Some(old) = self.pinned.replace(key) {
+            self.handles.unpin(old);
+        }
+        Ok(file)
     }
 
     fn seek(&mut self, (seg, from_lsn, from): (SegMeta, u64, u64)) -> Result<()> {
-        let file = self.files().open(&seg, self.next_lsn)?;
+        let file = self.pin(&seg)?;
         let name = format::segment_file_name(self.part.id, seg.index);
         let mut found = Vec::new();
         let (at, _) = segment::find_frame(
@@ -261,7 +292,7 @@ impl Reader {
     }
 
     fn read(&mut self, buf: Vec<u8>, seg: &SegMeta, offset: u64, acked: u64, max_bytes: usize) -> Result<Batch> {
-        let file = self.files().open(seg, self.next_lsn)?;
+        let file = self.pin(seg)?;
         let name = format::segment_file_name(self.part.id, seg.index);
         let io = |e: std::io::Error| Error::io(&e, format!("reading {name}"));
         let avail = seg.bytes - offset;
@@ -325,6 +356,14 @@ impl Reader {
     }
 }
 
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(key) = self.pinned.take() {
+            self.handles.unpin(key);
+        }
+    }
+}
+
 fn find_seg(st: &PState, index: u64) -> Option<&SegMeta> {
     let first = st.segs.first()?.index;
     st.segs
@@ -353,28 +392,38 @@ impl<'a> Files<'a> {
         Files { fs, dir, handles, pid }
     }
 
-    /// `seg`'s file; `lsn` is what the caller wants from it (named if it was purged).
-    fn open(&self, seg: &SegMeta, lsn: u64) -> Result<Arc<dyn FsFile>> {
-        let name = format::segment_file_name(self.pid, seg.index);
-        let key = SegKey {
+    fn key(&self, seg: &SegMeta) -> SegKey {
+        SegKey {
             partition: self.pid,
             index: seg.index,
             salt: seg.salt,
-        };
+        }
+    }
+
+    fn path(&self, seg: &SegMeta) -> PathBuf {
+        self.dir.join(format::segment_file_name(self.pid, seg.index))
+    }
+
+    /// `seg`'s file for one look; `lsn` is what the caller wants from it.
+    fn open(&self, seg: &SegMeta, lsn: u64) -> Result<Arc<dyn FsFile>> {
         self.handles
-            .get(self.fs.as_ref(), &self.dir.join(&name), key)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    // Truncates do not remove files under a reader (`Partition::reading`),
-                    // so only a purge did, after the reader looked at the segment table.
-                    Error::new(
-                        ErrorCode::LsnPurged,
-                        format!("LSN {lsn} of partition {}: {name} has been purged", self.pid),
-                    )
-                } else {
-                    Error::io(&e, format!("opening {name}"))
-                }
-            })
+            .get(self.fs.as_ref(), &self.path(seg), self.key(seg))
+            .map_err(|e| self.error(e, seg, lsn))
+    }
+
+    /// An error opening `seg`'s file: a file gone means its records were purged.
+    fn error(&self, e: std::io::Error, seg: &SegMeta, lsn: u64) -> Error {
+        let name = format::segment_file_name(self.pid, seg.index);
+        if e.kind() == std::io::ErrorKind::NotFound {
+            // Truncates do not remove files under a reader (`Partition::reading`), so
+            // only a purge did, after the reader looked at the segment table.
+            Error::new(
+                ErrorCode::LsnPurged,
+                format!("LSN {lsn} of partition {}: {name} has been purged", self.pid),
+            )
+        } else {
+            Error::io(&e, format!("opening {name}"))
+        }
     }
 }
 

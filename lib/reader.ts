@@ -1,0 +1,291 @@
+/**
+ * The one reader behind `wal.stream()` and `wal.streamBatches()`: pulls batches from a
+ * native reader (one crossing per batch, the next one read while the caller consumes
+ * this one), waits on the ack path in `follow` mode, ends on abort and close, drops what
+ * it read ahead when a truncate removes it, and lets go of its native reader when the
+ * caller drops the stream without finishing it.
+ */
+import { native, type NativeBatch, type ReaderHandle } from './binding'
+import type { FullBatch } from './batch'
+import { toWalError } from './errors'
+
+/** Where a stream starts. */
+export type StreamStart = { fromLsn: number } | { segment: number; offset: number }
+
+/** What a reader needs from its WAL (implemented by `Wal`). */
+export interface StreamHost {
+  /** True once `close()` was called. */
+  readonly isClosed: boolean
+  openReader(partition: number, start: StreamStart): Promise<ReaderHandle>
+  /** The partition's last acknowledged LSN, as the engine knows it now. */
+  lastLsn(partition: number): number
+  /** Calls `wake` once, at the next ack of `partition` or at close. */
+  addWaiter(partition: number, wake: () => void): void
+  removeWaiter(partition: number, wake: () => void): void
+  /** Registers a live reader so that close and truncates reach it. */
+  track(reader: BatchReader, live: boolean): void
+}
+
+/** Bytes asked of the engine per read: `first`, doubling up to `max`. */
+export interface ReadSize {
+  first: number
+  max: number
+}
+
+/**
+ * The native reader, apart from the `BatchReader` so that releasing it once the reader
+ * is collected does not keep the reader alive.
+ */
+interface Holder {
+  handle: ReaderHandle | undefined
+  /** A native call (open or read) is running: release when it settles, not before. */
+  busy: boolean
+}
+
+function release(holder: Holder): void {
+  const handle = holder.handle
+  if (handle !== undefined && !holder.busy) {
+    holder.handle = undefined
+    native.readerRelease(handle)
+  }
+}
+
+/** A native read and its sequence number (see `BatchReader.truncated`). */
+interface Read {
+  seq: number
+  batch: Promise<NativeBatch>
+}
+
+export class BatchReader {
+  /** The batch being consumed; its records `at` .. `end - 1` are still to come. */
+  batch: FullBatch | undefined
+  at = 0
+  end = 0
+  readonly holder: Holder = { handle: undefined, busy: false }
+  #finished = false
+  /** LSN after the last record the caller gets from batches taken so far (0: none taken). */
+  #resume = 0
+  #ahead: Read | undefined
+  #seq = 0
+  /** Reads up to this one were made before the last truncate was known: their batches are dropped. */
+  #staleThrough = 0
+  /** Where the next read starts again (0: where the native reader is). */
+  #rewindTo = 0
+  #bytes: number
+  #wake: (() => void) | undefined
+
+  constructor(
+    private readonly host: StreamHost,
+    readonly partition: number,
+    private readonly start: StreamStart,
+    private readonly follow: boolean,
+    readonly signal: AbortSignal | undefined,
+    private readonly size: ReadSize,
+  ) {
+    this.#bytes = size.first
+    host.track(this, true)
+  }
+
+  /** Takes the next batch with records into `batch` (`at` 0); false at the end (or on abort/close). */
+  async advance(): Promise<boolean> {
+    this.batch = undefined
+    for (;;) {
+      if (this.#stopped()) return this.#end()
+      let read: Read | undefined
+      let b: NativeBatch
+      try {
+        if (this.holder.handle === undefined) {
+          this.holder.busy = true
+          try {
+            this.holder.handle = await this.host.openReader(this.partition, this.start)
+          } finally {
+            this.holder.busy = false
+          }
+          if (this.#stopped()) return this.#end()
+        }
+        read = this.#ahead ?? this.#read()
+        this.#ahead = undefined
+        b = await read.batch
+      } catch (e) {
+        // Judged where the native reader was, ahead of the caller: read again from the caller.
+        if (read !== undefined && read.seq <= this.#staleThrough && !this.#stopped()) continue
+        const stopped = this.#stopped()
+        this.finish()
+        if (stopped) return false
+        throw toWalError(e)
+      }
+      if (this.#stopped()) return this.#end()
+      if (read.seq <= this.#staleThrough) {
+        // Read before a truncate was known: what it holds may be gone. Read it again.
+        if (this.#rewindTo === 0) this.#rewindTo = b.count !== undefined && b.count > 0 ? b.firstLsn! : b.nextLsn
+        continue
+      }
+      if (b.count !== undefined && b.count > 0) {
+        this.batch = b as FullBatch
+        this.at = 0
+        this.end = b.count
+        this.#resume = b.firstLsn! + b.count
+        // Read the next batch while the caller consumes this one (at most one ahead).
+        this.#ahead = this.#read()
+        return true
+      }
+      if (!this.follow || !(await this.#waitFor(b.nextLsn))) return this.#end()
+    }
+  }
+
+  /**
+   * `truncateAfter(partition, lsn)` has resolved: no removed record may be handed out
+   * from now on. Records of the current batch above `lsn` are dropped, reads made ahead
+   * are read again from where the caller is, and the engine judges that place against
+   * the cut (going on, or `WAL_LSN_OUT_OF_RANGE`): the decision is the engine's.
+   */
+  truncated(lsn: number): void {
+    if (this.#finished) return
+    const b = this.batch
+    const inBatch = b !== undefined && this.at < this.end
+    const next = inBatch ? b.firstLsn + this.at : this.#resume
+    if (inBatch) this.end = next <= lsn + 1 ? Math.min(this.end, lsn + 1 - b.firstLsn) : this.at
+    if (this.#resume !== 0) this.#resume = next <= lsn + 1 ? Math.min(this.#resume, lsn + 1) : next
+    this.#rewindTo = this.#resume
+    this.#staleThrough = this.#seq
+    this.#wake?.()
+  }
+
+  /** Called by the WAL on close and by the abort signal: end at the next step. */
+  interrupt(): void {
+    this.#wake?.()
+    // Safe while a native call runs: the reader is released when it settles.
+    this.finish()
+  }
+
+  /** Ends the reader and releases its native reader (now, or when its native call settles). */
+  finish(): void {
+    if (!this.#finished) {
+      this.#finished = true
+      this.host.track(this, false)
+    }
+    this.#wake?.()
+    this.batch = undefined
+    this.#ahead = undefined
+    release(this.holder)
+  }
+
+  #end(): false {
+    this.finish()
+    return false
+  }
+
+  #stopped(): boolean {
+    return this.#finished || this.host.isClosed || this.signal?.aborted === true
+  }
+
+  #read(): Read {
+    const holder = this.holder
+    holder.busy = true
+    const rewind = this.#rewindTo
+    this.#rewindTo = 0
+    const batch = native.readerNext(holder.handle!, this.#bytes, rewind)
+    this.#bytes = Math.min(this.#bytes * 2, this.size.max)
+    const settled = (): void => {
+      holder.busy = false
+      if (this.#finished) release(holder)
+    }
+    // Registered before anyone awaits `batch`, so `busy` is clear by the time they resume.
+    batch.then(settled, settled)
+    return { seq: ++this.#seq, batch }
+  }
+
+  /** Resolves true once `lsn` is acknowledged (or a truncate may have changed what to read), false on abort/close. */
+  #waitFor(lsn: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const seq = this.#staleThrough
+      const check = (): void => {
+        this.#wake = undefined
+        if (this.#stopped()) return resolve(false)
+        if (this.#staleThrough !== seq) return resolve(true)
+        let last: number
+        try {
+          last = this.host.lastLsn(this.partition)
+        } catch {
+          return resolve(false)
+        }
+        if (last >= lsn) return resolve(true)
+        this.#wake = wake
+        this.host.addWaiter(this.partition, wake)
+      }
+      const wake = (): void => {
+        this.host.removeWaiter(this.partition, wake)
+        check()
+      }
+      check()
+    })
+  }
+}
+
+/** What is released when a reader is collected unfinished. */
+interface Collected {
+  partition: number
+  ref: WeakRef<BatchReader>
+  holder: Holder
+  signal: AbortSignal | undefined
+  onAbort: () => void
+}
+
+/**
+ * The WAL's open readers, held weakly: a stream read part way with `next()` and then
+ * dropped is collected like any object, and its native reader (file position, batch
+ * memory claims) is released then, not at `close()`.
+ */
+export class OpenStreams implements Iterable<BatchReader> {
+  readonly #byPartition = new Map<number, Set<WeakRef<BatchReader>>>()
+  readonly #entries = new WeakMap<BatchReader, Collected>()
+  readonly #registry = new FinalizationRegistry<Collected>((c) => {
+    this.#forget(c)
+    release(c.holder)
+  })
+
+  add(reader: BatchReader): void {
+    const ref = new WeakRef(reader)
+    // Through a weak reference too: a long-lived signal must not keep the stream alive.
+    const onAbort = (): void => ref.deref()?.interrupt()
+    const c: Collected = { partition: reader.partition, ref, holder: reader.holder, signal: reader.signal, onAbort }
+    reader.signal?.addEventListener('abort', onAbort, { once: true })
+    let set = this.#byPartition.get(c.partition)
+    if (set === undefined) {
+      set = new Set()
+      this.#byPartition.set(c.partition, set)
+    }
+    set.add(ref)
+    this.#entries.set(reader, c)
+    this.#registry.register(reader, c, reader)
+  }
+
+  delete(reader: BatchReader): void {
+    const c = this.#entries.get(reader)
+    if (c === undefined) return
+    this.#entries.delete(reader)
+    this.#registry.unregister(reader)
+    this.#forget(c)
+  }
+
+  /** Tells every open reader of `partition` that the records above `lsn` are gone. */
+  truncated(partition: number, lsn: number): void {
+    for (const ref of [...(this.#byPartition.get(partition) ?? [])]) ref.deref()?.truncated(lsn)
+  }
+
+  *[Symbol.iterator](): IterableIterator<BatchReader> {
+    for (const set of this.#byPartition.values()) {
+      for (const ref of set) {
+        const r = ref.deref()
+        if (r !== undefined) yield r
+      }
+    }
+  }
+
+  #forget(c: Collected): void {
+    c.signal?.removeEventListener('abort', c.onAbort)
+    const set = this.#byPartition.get(c.partition)
+    set?.delete(c.ref)
+    if (set?.size === 0) this.#byPartition.delete(c.partition)
+  }
+}
