@@ -6,7 +6,7 @@
  * caller drops the stream without finishing it.
  */
 import { native, type NativeBatch, type ReaderHandle } from './binding'
-import type { FullBatch } from './batch'
+import type { FullBatch, WalRecord } from './batch'
 import { toWalError } from './errors'
 
 /** Where a stream starts. */
@@ -61,6 +61,14 @@ export class BatchReader {
   batch: FullBatch | undefined
   at = 0
   end = 0
+  // The current batch's fields, read once per batch rather than once per record.
+  #buffer: ArrayBuffer = new ArrayBuffer(0)
+  #base = 0
+  #index: Uint32Array = new Uint32Array(0)
+  #count = 0
+  #firstLsn = 0
+  #segment = 0
+  #offsetBase = 0
   readonly holder: Holder = { handle: undefined, busy: false }
   #finished = false
   /** LSN after the last record the caller gets from batches taken so far (0: none taken). */
@@ -89,6 +97,8 @@ export class BatchReader {
   /** Takes the next batch with records into `batch` (`at` 0); false at the end (or on abort/close). */
   async advance(): Promise<boolean> {
     this.batch = undefined
+    this.at = 0
+    this.end = 0
     for (;;) {
       if (this.#stopped()) return this.#end()
       let read: Read | undefined
@@ -121,15 +131,36 @@ export class BatchReader {
         continue
       }
       if (b.count !== undefined && b.count > 0) {
-        this.batch = b as FullBatch
+        const full = b as FullBatch
+        this.batch = full
         this.at = 0
-        this.end = b.count
+        this.end = full.count
+        this.#buffer = full.data.buffer as ArrayBuffer
+        this.#base = full.data.byteOffset
+        this.#index = full.index
+        this.#count = full.count
+        this.#firstLsn = full.firstLsn
+        this.#segment = full.segment
+        this.#offsetBase = full.offsetBase
         this.#resume = b.firstLsn! + b.count
         // Read the next batch while the caller consumes this one (at most one ahead).
         this.#ahead = this.#read()
         return true
       }
       if (!this.follow || !(await this.#waitFor(b.nextLsn))) return this.#end()
+    }
+  }
+
+  /** The next record of the current batch (the caller checked `at < end`). */
+  takeRecord(): WalRecord {
+    const i = this.at++
+    const start = this.#index[i]!
+    return {
+      lsn: this.#firstLsn + i,
+      // Cheaper than `subarray` (no species lookup).
+      payload: Buffer.from(this.#buffer, this.#base + start, this.#index[this.#count + i]!),
+      segment: this.#segment,
+      offset: this.#offsetBase + start,
     }
   }
 
@@ -166,6 +197,8 @@ export class BatchReader {
     }
     this.#wake?.()
     this.batch = undefined
+    this.at = 0
+    this.end = 0
     this.#ahead = undefined
     release(this.holder)
   }

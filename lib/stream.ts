@@ -3,7 +3,7 @@
  * both over the one reader in reader.ts.
  */
 import { Readable } from 'node:stream'
-import { Batch, recordOf, type RecordBatch, type WalRecord } from './batch'
+import { Batch, type RecordBatch, type WalRecord } from './batch'
 import { invalidArgument } from './errors'
 import { BatchReader, type StreamHost, type StreamStart } from './reader'
 
@@ -115,8 +115,7 @@ export class RecordStream extends Pulls<WalRecord> implements WalStream {
     // Fast path: a record of the current batch. Finishing (abort, close, return) and
     // truncates shorten or drop the batch, so no other check is needed.
     const r = this.reader
-    const b = r.batch
-    if (b !== undefined && r.at < r.end) return Promise.resolve({ done: false, value: recordOf(b, r.at++) })
+    if (r.at < r.end) return Promise.resolve({ done: false, value: r.takeRecord() })
     return super.next()
   }
 
@@ -128,8 +127,7 @@ export class RecordStream extends Pulls<WalRecord> implements WalStream {
   protected async fetch(): Promise<IteratorResult<WalRecord, undefined>> {
     const r = this.reader
     while (await r.advance()) {
-      const b = r.batch
-      if (b !== undefined && r.at < r.end) return { done: false, value: recordOf(b, r.at++) }
+      if (r.at < r.end) return { done: false, value: r.takeRecord() }
     }
     return DONE
   }
