@@ -1,0 +1,19 @@
+// Issue #9.12: a stream read with next() and dropped kept its native reader and batches
+// until close(). Run in a child with --expose-gc, so that collection can be forced.
+import test from 'ava'
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { makeTempDirs } from './api-helpers.mjs'
+
+const { tempDir, cleanup } = makeTempDirs('api-gc')
+test.after.always(cleanup)
+
+test('a stream dropped part way is collected and its descriptors closed before close()', (t) => {
+  const child = fileURLToPath(new URL('./stream-gc-child.mjs', import.meta.url))
+  const out = execFileSync(process.execPath, ['--expose-gc', child, tempDir()], { encoding: 'utf8', timeout: 60_000 })
+  const r = JSON.parse(out.trim().split('\n').at(-1))
+  t.log(r)
+  t.true(r.during >= r.before + 15, 'the streams held descriptors while alive')
+  t.is(r.alive, 0, 'every dropped stream was collected')
+  t.true(r.after <= r.before + 1, `descriptors released: ${r.before} -> ${r.after}`)
+})
