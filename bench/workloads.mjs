@@ -604,6 +604,129 @@ export async function read(ctx) {
   return out
 }
 
+// ------------------------------------------------------------------ 5b. streamBatches
+
+/** Streams partition 1 of `wal` to the end through `iterate`, checking every record was seen. */
+async function timedStream(iterate, count, size) {
+  const t0 = now()
+  const { n, b } = await iterate()
+  const seconds = (now() - t0) / 1000
+  if (n !== count || b !== count * size) throw new Error(`saw ${n} records / ${b} bytes, expected ${count} / ${count * size}`)
+  return { ops: n, bytes: b, seconds }
+}
+
+// Issue #11 targets 5-8: streamBatches() beside stream() and lmdb getRange, and the idle
+// loop of the same run (the floor of the loop-gap column).
+export async function readBatches(ctx) {
+  const { P } = ctx
+  const out = { text: '', rows: {} }
+  let eng = null
+  try {
+    eng = JSON.parse(fs.readFileSync(ctx.engineJson, 'utf8'))
+  } catch {}
+  const engineRead = eng?.rows.find((x) => x.workload === 'read-back' && x.system === 'segwal-core')
+  for (const [size, count] of [
+    [128, P.read128],
+    [4 * KiB, Math.floor(P.read4kBytes / (4 * KiB))],
+  ]) {
+    const rec = payload(size)
+    const sdir = tmpDir(`batches${size}-segwal`)
+    const ldir = tmpDir(`batches${size}-lmdb`)
+    ctx.log(`  building ${fmtNum(count)} x ${size} B records in segwal and lmdb...`)
+    const wal = await openSegwal(sdir, { sync: 'none' })
+    const db = await openLmdb(ldir, { durable: false })
+    try {
+      await fillSegwal(wal, count, rec, size === 128 ? 1024 : 256)
+      await fillLmdb(db, count, rec, size === 128 ? 1024 : 256)
+      settleFiles(ldir)
+      const systems = [
+        {
+          name: 'segwal streamBatches()',
+          note: 'for await over wal.streamBatches(), lengths summed per batch',
+          run: () =>
+            timedStream(async () => {
+              let n = 0
+              let b = 0
+              for await (const batch of wal.streamBatches(1)) {
+                n += batch.count
+                const lengths = batch.lengths
+                for (let i = 0; i < batch.count; i++) b += lengths[i]
+              }
+              return { n, b }
+            }, count, size),
+        },
+        {
+          name: 'segwal stream()',
+          note: 'for await over wal.stream()',
+          run: () =>
+            timedStream(async () => {
+              let n = 0
+              let b = 0
+              for await (const r of wal.stream(1)) {
+                n++
+                b += r.payload.length
+              }
+              return { n, b }
+            }, count, size),
+        },
+        {
+          name: 'lmdb getRange()',
+          note: 'for...of db.getRange() (synchronous iterator)',
+          run: () =>
+            timedStream(async () => {
+              let n = 0
+              let b = 0
+              for (const { value } of db.getRange()) {
+                n++
+                b += value.length
+              }
+              return { n, b }
+            }, count, size),
+        },
+        {
+          name: 'idle event loop',
+          note: 'nothing running: the floor of the loop-gap column',
+          async run() {
+            await new Promise((r) => setTimeout(r, ms(P.timeBox)))
+            return { seconds: P.timeBox }
+          },
+        },
+      ]
+      const rows = await interleave(systems, P.runs, ctx.log)
+      for (const r of rows) if (r.mbPerSec != null) r.extra = { text: `${((r.mbPerSec * MiB) / 1e9).toFixed(2)} GB/s` }
+      out.rows[size] = rows
+      const [batches, stream, lm, idle] = rows
+      const label = size === 128 ? '128 B' : '4 KiB'
+      if (size === 128) {
+        target(ctx, '#5 streamBatches 128 B', 'records/s', batches.opsPerSec, '>= 20,000,000', batches.opsPerSec >= 20e6)
+        target(ctx, '#7 stream() 128 B', 'records/s', stream.opsPerSec, '>= 5,000,000', stream.opsPerSec >= 5e6)
+      } else {
+        const ratio = engineRead ? batches.mbPerSec / engineRead.mibPerSec : null
+        target(ctx, '#6 streamBatches 4 KiB', 'MiB/s / engine read-back MiB/s', ratio, '>= 0.8x', ratio != null && ratio >= 0.8, 'x')
+        const vs = lm.mbPerSec ? stream.mbPerSec / lm.mbPerSec : null
+        target(ctx, '#7 stream() 4 KiB', 'stream() / lmdb getRange', vs, '>= 2x', vs != null && vs >= 2, 'x')
+      }
+      for (const r of [batches, stream]) {
+        const over = r.maxGapMs - idle.maxGapMs
+        target(ctx, `#8 ${r.system} ${label}`, 'max loop gap - idle floor', over, '<= 5 ms', over <= 5, 'ms')
+      }
+      out.text += throughputTable(
+        `5b. Read in batches: ${fmtNum(count)} records of ${fmtBytes(size)} (${fmtBytes(count * size)}, page cache warm)`,
+        rows,
+        { latency: false },
+      )
+    } finally {
+      await wal.close()
+      await db.close()
+      rm(sdir)
+      rm(ldir)
+    }
+  }
+  if (engineRead) out.text += `\n  engine read-back (cargo bench): ${fmtNum(engineRead.mibPerSec, 1)} MiB/s`
+  else out.text += `\n  no cargo bench results at ${ctx.engineJson}: target #6 not checked`
+  return out
+}
+
 // ------------------------------------------------------------------ 7. open
 
 async function buildBig(dir, bytes, segmentSize = 64 * MiB) {
@@ -1040,6 +1163,7 @@ export const WORKLOADS = {
   buffered: { run: buffered, about: "3. buffered append (sync 'none'), 128 B, many in flight" },
   batch: { run: batch, about: '4. buffered appendBatch, 256 x 4 KiB' },
   read: { run: read, about: '5. for await over stream(): 128 B and 4 KiB records vs lmdb getRange' },
+  batches: { run: readBatches, about: '5b. streamBatches() and stream(): 128 B and 4 KiB records vs lmdb getRange, idle floor' },
   open: { run: open, about: '7. open time: 1,000 segments; big vs small WAL' },
   seek: { run: seek, about: '8. time to first record of stream({fromLsn})' },
   rotation: { run: rotation, about: '9. p99 append latency with 100+ rotations vs none' },

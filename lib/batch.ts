@@ -46,19 +46,6 @@ export interface RecordBatch {
 export type FullBatch = Required<Pick<NativeBatch, 'data' | 'index' | 'count' | 'firstLsn' | 'segment' | 'offsetBase'>> &
   NativeBatch
 
-/** Record `i` of a native batch as a {@link WalRecord}. */
-export function recordOf(b: FullBatch, i: number): WalRecord {
-  const start = b.index[i]!
-  const data = b.data
-  return {
-    lsn: b.firstLsn + i,
-    // Cheaper than `subarray` (no species lookup).
-    payload: Buffer.from(data.buffer, data.byteOffset + start, b.index[b.count + i]!),
-    segment: b.segment,
-    offset: b.offsetBase + start,
-  }
-}
-
 /** The {@link RecordBatch} behind `wal.streamBatches()`: the first `count` records of `native`. */
 export class Batch implements RecordBatch {
   readonly firstLsn: number
@@ -83,7 +70,7 @@ export class Batch implements RecordBatch {
 
   payload(i: number): Buffer {
     this.#check(i)
-    return Buffer.from(this.data.buffer, this.data.byteOffset + this.starts[i]!, this.lengths[i]!)
+    return this.#payload(i)
   }
 
   position(i: number): { segment: number; offset: number } {
@@ -92,7 +79,15 @@ export class Batch implements RecordBatch {
   }
 
   *[Symbol.iterator](): IterableIterator<WalRecord> {
-    for (let i = 0; i < this.count; i++) yield recordOf(this.#native, i)
+    const { segment, offsetBase } = this.#native
+    for (let i = 0; i < this.count; i++) {
+      yield { lsn: this.firstLsn + i, payload: this.#payload(i), segment, offset: offsetBase + this.starts[i]! }
+    }
+  }
+
+  #payload(i: number): Buffer {
+    // Cheaper than `subarray` (no species lookup).
+    return Buffer.from(this.data.buffer, this.data.byteOffset + this.starts[i]!, this.lengths[i]!)
   }
 
   #check(i: number): void {
