@@ -142,7 +142,7 @@ fn readers_racing_truncates_and_purges_get_only_api_codes() {
                         let segs = w.wal.segments(0).unwrap();
                         tries += 1;
                         let start = match segs.first() {
-                            Some(seg) if tries % 2 == 0 => Start::Position {
+                            Some(seg) if tries.is_multiple_of(2) => Start::Position {
                                 segment: seg.index,
                                 offset: 64,
                             },
@@ -177,7 +177,7 @@ fn readers_racing_truncates_and_purges_get_only_api_codes() {
         for round in 0..300u64 {
             fill(&w, next, next + 39, 60);
             next += 40;
-            if round % 3 == 0 {
+            if round.is_multiple_of(3) {
                 let keep = next - 1 - round % 30;
                 w.wal.truncate_after(0, keep).unwrap().wait().unwrap();
                 next = keep + 1;
