@@ -525,16 +525,64 @@ export async function batch(ctx) {
 
 // ------------------------------------------------------------------ 5. reads
 
-export async function read(ctx) {
+/** Times `iterate` (which reads a whole data set), checking it saw every record and byte. */
+async function timedStream(iterate, count, size) {
+  const t0 = now()
+  const { n, b } = await iterate()
+  const seconds = (now() - t0) / 1000
+  if (n !== count || b !== count * size) throw new Error(`saw ${n} records / ${b} bytes, expected ${count} / ${count * size}`)
+  return { ops: n, bytes: b, seconds }
+}
+
+/** `for await` over `wal.stream(1)`, as an `interleave` system. */
+function streamSystem(name, wal, count, size) {
+  return {
+    name,
+    note: 'for await over wal.stream()',
+    run: () =>
+      timedStream(async () => {
+        let n = 0
+        let b = 0
+        for await (const r of wal.stream(1)) {
+          n++
+          b += r.payload.length
+        }
+        return { n, b }
+      }, count, size),
+  }
+}
+
+/** `for...of db.getRange()`, as an `interleave` system. */
+function getRangeSystem(name, db, count, size) {
+  return {
+    name,
+    note: 'for...of db.getRange() (synchronous iterator)',
+    run: () =>
+      timedStream(async () => {
+        let n = 0
+        let b = 0
+        for (const { value } of db.getRange()) {
+          n++
+          b += value.length
+        }
+        return { n, b }
+      }, count, size),
+  }
+}
+
+/**
+ * For 128 B and 4 KiB records: builds the read workloads' data set in segwal (partition 1)
+ * and lmdb, calls `use(size, count, wal, db)`, and deletes both.
+ */
+async function withReadSets(ctx, tag, use) {
   const { P } = ctx
-  const out = { text: '', rows: {} }
   for (const [size, count] of [
     [128, P.read128],
     [4 * KiB, Math.floor(P.read4kBytes / (4 * KiB))],
   ]) {
     const rec = payload(size)
-    const sdir = tmpDir(`read${size}-segwal`)
-    const ldir = tmpDir(`read${size}-lmdb`)
+    const sdir = tmpDir(`${tag}${size}-segwal`)
+    const ldir = tmpDir(`${tag}${size}-lmdb`)
     ctx.log(`  building ${fmtNum(count)} x ${size} B records in segwal and lmdb...`)
     const wal = await openSegwal(sdir, { sync: 'none' })
     const db = await openLmdb(ldir, { durable: false })
@@ -543,57 +591,7 @@ export async function read(ctx) {
       await fillLmdb(db, count, rec, size === 128 ? 1024 : 256)
       // Reads are timed from a warm page cache with no writeback of the fill running.
       settleFiles(ldir)
-      const systems = [
-        {
-          name: 'segwal',
-          note: 'for await over wal.stream()',
-          async run() {
-            let n = 0
-            let b = 0
-            const t0 = now()
-            for await (const r of wal.stream(1)) {
-              n++
-              b += r.payload.length
-            }
-            const seconds = (now() - t0) / 1000
-            if (n !== count || b !== count * size) throw new Error(`segwal stream saw ${n} records / ${b} bytes`)
-            return { ops: n, bytes: b, seconds }
-          },
-        },
-        {
-          name: 'lmdb',
-          note: 'for...of db.getRange() (synchronous iterator)',
-          run() {
-            let n = 0
-            let b = 0
-            const t0 = now()
-            for (const { value } of db.getRange()) {
-              n++
-              b += value.length
-            }
-            const seconds = (now() - t0) / 1000
-            if (n !== count) throw new Error(`lmdb getRange saw ${n} records`)
-            return { ops: n, bytes: b, seconds }
-          },
-        },
-      ]
-      const rows = await interleave(systems, P.runs, ctx.log)
-      for (const r of rows) if (r.mbPerSec != null) r.extra = { text: `${((r.mbPerSec * MiB) / 1e9).toFixed(2)} GB/s` }
-      out.rows[size] = rows
-      const [seg, lm] = rows
-      if (size === 128) {
-        target(ctx, '5 read 128 B', 'segwal records/s', seg.opsPerSec, '>= 5,000,000', seg.opsPerSec >= 5e6)
-        target(ctx, '5 read 128 B', 'segwal / lmdb getRange', lm.opsPerSec && seg.opsPerSec / lm.opsPerSec, '>= 5x', seg.opsPerSec / lm.opsPerSec >= 5, 'x')
-      } else {
-        const gbs = (seg.mbPerSec * MiB) / 1e9
-        target(ctx, '5 read 4 KiB', 'segwal GB/s', gbs, '>= 2 GB/s', gbs >= 2, 'GB/s')
-      }
-      target(ctx, `5 read ${size === 128 ? '128 B' : '4 KiB'}`, 'max loop gap', seg.maxGapMs, '<= 5 ms', seg.maxGapMs <= 5, 'ms')
-      out.text += throughputTable(
-        `5. Read: stream ${fmtNum(count)} records of ${fmtBytes(size)} (${fmtBytes(count * size)}, page cache warm)`,
-        rows,
-        { latency: false },
-      )
+      await use(size, count, wal, db)
     } finally {
       await wal.close()
       await db.close()
@@ -601,19 +599,35 @@ export async function read(ctx) {
       rm(ldir)
     }
   }
+}
+
+export async function read(ctx) {
+  const { P } = ctx
+  const out = { text: '', rows: {} }
+  await withReadSets(ctx, 'read', async (size, count, wal, db) => {
+    const systems = [streamSystem('segwal', wal, count, size), getRangeSystem('lmdb', db, count, size)]
+    const rows = await interleave(systems, P.runs, ctx.log)
+    for (const r of rows) if (r.mbPerSec != null) r.extra = { text: `${((r.mbPerSec * MiB) / 1e9).toFixed(2)} GB/s` }
+    out.rows[size] = rows
+    const [seg, lm] = rows
+    if (size === 128) {
+      target(ctx, '5 read 128 B', 'segwal records/s', seg.opsPerSec, '>= 5,000,000', seg.opsPerSec >= 5e6)
+      target(ctx, '5 read 128 B', 'segwal / lmdb getRange', lm.opsPerSec && seg.opsPerSec / lm.opsPerSec, '>= 5x', seg.opsPerSec / lm.opsPerSec >= 5, 'x')
+    } else {
+      const gbs = (seg.mbPerSec * MiB) / 1e9
+      target(ctx, '5 read 4 KiB', 'segwal GB/s', gbs, '>= 2 GB/s', gbs >= 2, 'GB/s')
+    }
+    target(ctx, `5 read ${size === 128 ? '128 B' : '4 KiB'}`, 'max loop gap', seg.maxGapMs, '<= 5 ms', seg.maxGapMs <= 5, 'ms')
+    out.text += throughputTable(
+      `5. Read: stream ${fmtNum(count)} records of ${fmtBytes(size)} (${fmtBytes(count * size)}, page cache warm)`,
+      rows,
+      { latency: false },
+    )
+  })
   return out
 }
 
 // ------------------------------------------------------------------ 5b. streamBatches
-
-/** Streams partition 1 of `wal` to the end through `iterate`, checking every record was seen. */
-async function timedStream(iterate, count, size) {
-  const t0 = now()
-  const { n, b } = await iterate()
-  const seconds = (now() - t0) / 1000
-  if (n !== count || b !== count * size) throw new Error(`saw ${n} records / ${b} bytes, expected ${count} / ${count * size}`)
-  return { ops: n, bytes: b, seconds }
-}
 
 // Issue #11 targets 5-8: streamBatches() beside stream() and lmdb getRange, and the idle
 // loop of the same run (the floor of the loop-gap column).
@@ -625,103 +639,58 @@ export async function readBatches(ctx) {
     eng = JSON.parse(fs.readFileSync(ctx.engineJson, 'utf8'))
   } catch {}
   const engineRead = eng?.rows.find((x) => x.workload === 'read-back' && x.system === 'segwal-core')
-  for (const [size, count] of [
-    [128, P.read128],
-    [4 * KiB, Math.floor(P.read4kBytes / (4 * KiB))],
-  ]) {
-    const rec = payload(size)
-    const sdir = tmpDir(`batches${size}-segwal`)
-    const ldir = tmpDir(`batches${size}-lmdb`)
-    ctx.log(`  building ${fmtNum(count)} x ${size} B records in segwal and lmdb...`)
-    const wal = await openSegwal(sdir, { sync: 'none' })
-    const db = await openLmdb(ldir, { durable: false })
-    try {
-      await fillSegwal(wal, count, rec, size === 128 ? 1024 : 256)
-      await fillLmdb(db, count, rec, size === 128 ? 1024 : 256)
-      settleFiles(ldir)
-      const systems = [
-        {
-          name: 'segwal streamBatches()',
-          note: 'for await over wal.streamBatches(), lengths summed per batch',
-          run: () =>
-            timedStream(async () => {
-              let n = 0
-              let b = 0
-              for await (const batch of wal.streamBatches(1)) {
-                n += batch.count
-                const lengths = batch.lengths
-                for (let i = 0; i < batch.count; i++) b += lengths[i]
-              }
-              return { n, b }
-            }, count, size),
+  await withReadSets(ctx, 'batches', async (size, count, wal, db) => {
+    const systems = [
+      {
+        name: 'segwal streamBatches()',
+        note: 'for await over wal.streamBatches(), lengths summed per batch',
+        run: () =>
+          timedStream(async () => {
+            let n = 0
+            let b = 0
+            for await (const batch of wal.streamBatches(1)) {
+              n += batch.count
+              const lengths = batch.lengths
+              for (let i = 0; i < batch.count; i++) b += lengths[i]
+            }
+            return { n, b }
+          }, count, size),
+      },
+      streamSystem('segwal stream()', wal, count, size),
+      getRangeSystem('lmdb getRange()', db, count, size),
+      {
+        name: 'idle event loop',
+        note: 'nothing running: the floor of the loop-gap column',
+        async run() {
+          await new Promise((r) => setTimeout(r, ms(P.timeBox)))
+          return { seconds: P.timeBox }
         },
-        {
-          name: 'segwal stream()',
-          note: 'for await over wal.stream()',
-          run: () =>
-            timedStream(async () => {
-              let n = 0
-              let b = 0
-              for await (const r of wal.stream(1)) {
-                n++
-                b += r.payload.length
-              }
-              return { n, b }
-            }, count, size),
-        },
-        {
-          name: 'lmdb getRange()',
-          note: 'for...of db.getRange() (synchronous iterator)',
-          run: () =>
-            timedStream(async () => {
-              let n = 0
-              let b = 0
-              for (const { value } of db.getRange()) {
-                n++
-                b += value.length
-              }
-              return { n, b }
-            }, count, size),
-        },
-        {
-          name: 'idle event loop',
-          note: 'nothing running: the floor of the loop-gap column',
-          async run() {
-            await new Promise((r) => setTimeout(r, ms(P.timeBox)))
-            return { seconds: P.timeBox }
-          },
-        },
-      ]
-      const rows = await interleave(systems, P.runs, ctx.log)
-      for (const r of rows) if (r.mbPerSec != null) r.extra = { text: `${((r.mbPerSec * MiB) / 1e9).toFixed(2)} GB/s` }
-      out.rows[size] = rows
-      const [batches, stream, lm, idle] = rows
-      const label = size === 128 ? '128 B' : '4 KiB'
-      if (size === 128) {
-        target(ctx, '#5 streamBatches 128 B', 'records/s', batches.opsPerSec, '>= 20,000,000', batches.opsPerSec >= 20e6)
-        target(ctx, '#7 stream() 128 B', 'records/s', stream.opsPerSec, '>= 5,000,000', stream.opsPerSec >= 5e6)
-      } else {
-        const ratio = engineRead ? batches.mbPerSec / engineRead.mibPerSec : null
-        target(ctx, '#6 streamBatches 4 KiB', 'MiB/s / engine read-back MiB/s', ratio, '>= 0.8x', ratio != null && ratio >= 0.8, 'x')
-        const vs = lm.mbPerSec ? stream.mbPerSec / lm.mbPerSec : null
-        target(ctx, '#7 stream() 4 KiB', 'stream() / lmdb getRange', vs, '>= 2x', vs != null && vs >= 2, 'x')
-      }
-      for (const r of [batches, stream]) {
-        const over = r.maxGapMs - idle.maxGapMs
-        target(ctx, `#8 ${r.system} ${label}`, 'max loop gap - idle floor', over, '<= 5 ms', over <= 5, 'ms')
-      }
-      out.text += throughputTable(
-        `5b. Read in batches: ${fmtNum(count)} records of ${fmtBytes(size)} (${fmtBytes(count * size)}, page cache warm)`,
-        rows,
-        { latency: false },
-      )
-    } finally {
-      await wal.close()
-      await db.close()
-      rm(sdir)
-      rm(ldir)
+      },
+    ]
+    const rows = await interleave(systems, P.runs, ctx.log)
+    for (const r of rows) if (r.mbPerSec != null) r.extra = { text: `${((r.mbPerSec * MiB) / 1e9).toFixed(2)} GB/s` }
+    out.rows[size] = rows
+    const [batches, stream, lm, idle] = rows
+    const label = size === 128 ? '128 B' : '4 KiB'
+    if (size === 128) {
+      target(ctx, '#5 streamBatches 128 B', 'records/s', batches.opsPerSec, '>= 20,000,000', batches.opsPerSec >= 20e6)
+      target(ctx, '#7 stream() 128 B', 'records/s', stream.opsPerSec, '>= 5,000,000', stream.opsPerSec >= 5e6)
+    } else {
+      const ratio = engineRead ? batches.mbPerSec / engineRead.mibPerSec : null
+      target(ctx, '#6 streamBatches 4 KiB', 'MiB/s / engine read-back MiB/s', ratio, '>= 0.8x', ratio != null && ratio >= 0.8, 'x')
+      const vs = lm.mbPerSec ? stream.mbPerSec / lm.mbPerSec : null
+      target(ctx, '#7 stream() 4 KiB', 'stream() / lmdb getRange', vs, '>= 2x', vs != null && vs >= 2, 'x')
     }
-  }
+    for (const r of [batches, stream]) {
+      const over = r.maxGapMs - idle.maxGapMs
+      target(ctx, `#8 ${r.system} ${label}`, 'max loop gap - idle floor', over, '<= 5 ms', over <= 5, 'ms')
+    }
+    out.text += throughputTable(
+      `5b. Read in batches: ${fmtNum(count)} records of ${fmtBytes(size)} (${fmtBytes(count * size)}, page cache warm)`,
+      rows,
+      { latency: false },
+    )
+  })
   if (engineRead) out.text += `\n  engine read-back (cargo bench): ${fmtNum(engineRead.mibPerSec, 1)} MiB/s`
   else out.text += `\n  no cargo bench results at ${ctx.engineJson}: target #6 not checked`
   return out
