@@ -103,14 +103,6 @@ impl ReadHandles {
         fs.open(path, false)
     }
 
-    /// Closes the file of a segment a truncate removed (its readers learn of the cut and
-    /// look for their place again).
-    pub fn forget(&self, partition: u16, index: u64) {
-        self.lock()
-            .files
-            .retain(|k, _| k.partition != partition || k.index != index);
-    }
-
     /// Closes every file (at close).
     pub fn clear(&self) {
         let files = std::mem::take(&mut self.lock().files);

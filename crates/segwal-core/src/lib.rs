@@ -19,8 +19,8 @@ mod truncate;
 mod wal;
 
 pub use error::{Error, ErrorCode, Result};
-pub use options::{Options, SyncMode, Truncation, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 pub use handles::DEFAULT_READ_HANDLES;
+pub use options::{Options, SyncMode, Truncation, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 pub use partition::{AckEvent, Position, PurgeResult};
 pub use reader::{Batch, Reader, RecordRef, Start};
 pub use wal::{Ack, PartitionStats, Pending, SegmentInfo, Stats, Wal};
