@@ -248,22 +248,67 @@ impl Wal {
         &self.inner.dir
     }
 
-    /// Stages one record; returns its LSN. The acknowledgement comes through `take_acks`.
+    /// Stages one record; returns its LSN. The acknowledgement comes through `take_acks`,
+    /// with the record's position.
     pub fn append(&self, partition: u16, payload: &[u8]) -> Result<u64> {
-        self.inner
-            .check_record_fits(format::frame_len(payload.len()) as u64, "payload")?;
+        self.stage(partition, payload, None)
+    }
+
+    /// Stages one record whose caller holds no promise (it learns of the record from the
+    /// ack counts alone, so no position is reported). With `expected_lsn` the record is
+    /// staged only if it gets exactly that LSN: a caller that hands LSNs out before they
+    /// reach the engine can never have told its user a different one.
+    pub fn write(&self, partition: u16, payload: &[u8], expected_lsn: Option<u64>) -> Result<u64> {
+        self.stage(partition, payload, Some(expected_lsn))
+    }
+
+    /// The LSN the next record staged on `partition` gets.
+    pub fn next_lsn(&self, partition: u16) -> Result<u64> {
+        self.inner.check_open()?;
+        Ok(self.inner.parts[partition as usize]
+            .get()
+            .map_or(1, |p| p.lock().next_lsn))
+    }
+
+    /// The largest payload one record may have (a larger one is `RecordTooLarge`).
+    pub fn max_payload(&self) -> u64 {
+        let room = (self.inner.opts.segment_size - SEGMENT_HEADER_LEN as u64).min(format::MAX_PAYLOAD_LEN);
+        let mut n = room.saturating_sub(FRAME_OVERHEAD as u64);
+        while n > 0 && format::frame_len(n as usize) as u64 > room {
+            n -= 1;
+        }
+        n
+    }
+
+    /// `write` is `Some(expected)`: a written record; `None`: an append.
+    fn stage(&self, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
+        let frame_len = format::frame_len(payload.len());
+        self.inner.check_record_fits(frame_len as u64, "payload")?;
         let p = self.inner.partition(partition);
         let mut st = p.lock();
         self.inner.check_writable(&st)?;
         let lsn = st.next_lsn;
+        if let Some(Some(expected)) = write {
+            if expected != lsn {
+                return Err(Error::new(
+                    ErrorCode::Io,
+                    format!(
+                        "internal error: record expected LSN {expected} of partition {partition}, the next is {lsn}"
+                    ),
+                ));
+            }
+        }
         st.next_lsn += 1;
+        st.unsettled += 1;
+        st.unsettled_bytes += payload.len() as u64;
         let f = st.frames_mut();
         format::push_frame(&mut f.buf, lsn, 0, payload);
         f.recs.push(Rec {
             lsn,
-            frame_len: format::frame_len(payload.len()) as u32,
+            frame_len: frame_len as u32,
             batch_left: 0,
-            single: true,
+            payload_len: payload.len() as u32,
+            single: write.is_none(),
         });
         self.inner.schedule(&p, st);
         self.inner.counters.appends.fetch_add(1, Ordering::Relaxed);
@@ -283,6 +328,8 @@ impl Wal {
         self.inner.check_writable(&st)?;
         let first = st.next_lsn;
         st.next_lsn += n;
+        st.unsettled += n;
+        st.unsettled_bytes += payloads.iter().map(|x| x.len() as u64).sum::<u64>();
         let f = st.frames_mut();
         f.buf.reserve(total as usize);
         for (i, payload) in payloads.iter().enumerate() {
@@ -293,6 +340,7 @@ impl Wal {
                 lsn,
                 frame_len: format::frame_len(payload.len()) as u32,
                 batch_left: left,
+                payload_len: payload.len() as u32,
                 single: false,
             });
         }
@@ -359,7 +407,6 @@ impl Wal {
         }
         let done = Done::new();
         st.next_lsn = lsn + 1;
-        st.generation += 1;
         st.queue.push_back(Item::Truncate(lsn, Reply(done.clone())));
         self.inner.schedule(&p, st);
         Ok(Pending(PendingInner::One(done)))

@@ -288,27 +288,28 @@ impl Driver {
         for ack in self.wal.take_acks() {
             for e in ack.events {
                 match e {
-                    AckEvent::Acked {
-                        through_lsn,
-                        generation,
-                        ..
-                    } => {
-                        for w in self.m.writes.iter_mut() {
-                            if w.p == ack.partition
-                                && w.st == St::Pending
-                                && w.gen == generation
-                                && w.lsn <= through_lsn
-                            {
-                                w.st = St::Acked;
-                            }
+                    // Events settle the partition's pending records in staging order.
+                    AckEvent::Acked { count, .. } => {
+                        for w in self
+                            .m
+                            .writes
+                            .iter_mut()
+                            .filter(|w| w.p == ack.partition && w.st == St::Pending)
+                            .take(count as usize)
+                        {
+                            w.st = St::Acked;
                         }
                     }
-                    AckEvent::Failed { error, .. } => {
+                    AckEvent::Failed { count, error, .. } => {
                         self.m.errors.push(format!("failed p{}: {error}", ack.partition));
-                        for w in self.m.writes.iter_mut() {
-                            if w.p == ack.partition && w.st == St::Pending {
-                                w.st = St::Failed;
-                            }
+                        for w in self
+                            .m
+                            .writes
+                            .iter_mut()
+                            .filter(|w| w.p == ack.partition && w.st == St::Pending)
+                            .take(count as usize)
+                        {
+                            w.st = St::Failed;
                         }
                     }
                 }
