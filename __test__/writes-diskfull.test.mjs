@@ -1,0 +1,143 @@
+// The failure rules of write()/flush() with a real ENOSPC (a small tmpfs), and issue #9
+// defect 9: appends made after the facade took a failure, while it was still settling
+// earlier acks, were rejected though the engine wrote them.
+// Needs mount(2) (root or CAP_SYS_ADMIN); skipped with a message otherwise.
+
+import test from 'ava'
+import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Wal, WalError } from 'segwal'
+import { collect } from './api-helpers.mjs'
+import { mountTmpfs, probeMount, unmount, unmountAll, withTimeout } from './tmpfs-helpers.mjs'
+
+test.after.always(unmountAll)
+const probe = probeMount()
+const maybe = probe.ok ? test.serial : test.serial.skip
+if (!probe.ok) {
+  test('write/flush disk-full tests need mount(2)', (t) => {
+    t.log(`skipping: cannot mount a tmpfs (${probe.error}); run as root`)
+    t.pass()
+  })
+}
+
+/** A WAL dir on a fresh tmpfs of `size` with only about `free` bytes left (a filler file takes the rest). */
+function nearlyFull(size, free) {
+  const m = mountTmpfs(size)
+  if (m.error) throw new Error(`mount failed: ${m.error}`)
+  const s = statfsSync(m.dir)
+  const filler = join(m.dir, 'filler')
+  writeFileSync(filler, Buffer.alloc(Math.max(0, s.bavail * s.bsize - free)))
+  const dir = join(m.dir, 'wal')
+  mkdirSync(dir)
+  return { mount: m.dir, dir, filler }
+}
+
+function isEnospc(t, e, what) {
+  t.true(e instanceof WalError, `${what}: a WalError (${e})`)
+  t.is(e.code, 'WAL_IO_ERROR', `${what}: ${e.message}`)
+  t.is(e.errno, 'ENOSPC', `${what}: ${e.message}`)
+}
+
+/** Blocks the JS thread (the engine's threads go on). */
+function blockFor(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+}
+
+maybe('a failed partition: write() throws until a flush() reported it; a rejected append() does not report it', async (t) => {
+  const { mount, dir, filler } = nearlyFull('8m', 512 * 1024)
+  const wal = await Wal.open(dir, { segmentSize: 4 << 20, preallocate: false })
+  try {
+    const record = Buffer.alloc(8192, 7)
+    // Fill: ~100 records cannot fit in 512 KiB.
+    const lsns = []
+    for (let i = 0; i < 100; i++) lsns.push(wal.write(1, record))
+    t.deepEqual(lsns, Array.from({ length: 100 }, (_, i) => i + 1))
+    const other = wal.write(2, 'other partition')
+    const flushed = await withTimeout(wal.flush().then(() => undefined, (e) => e), 20_000, 'flush on a full disk')
+    t.truthy(flushed, 'the flush rejects')
+    isEnospc(t, flushed, 'flush')
+    t.is(other, 1)
+    let acked = wal.lastLsn(1)
+    t.true(acked < 100, `some records failed (${acked} acknowledged)`)
+    // That flush reported it: write() works again, LSNs resume after the last acknowledged.
+    // The disk is still full, so these fail again: a new failure.
+    t.is(wal.write(1, record), acked + 1)
+    for (let i = 0; i < 99; i++) wal.write(1, record)
+    const again = await withTimeout(wal.flush().then(() => undefined, (e) => e), 20_000, 'second flush')
+    isEnospc(t, again, 'second flush')
+    acked = wal.lastLsn(1)
+    // Once the facade knows of a failure no flush has reported, write() throws it; a
+    // rejected append() does not count as reporting it.
+    t.is(wal.write(1, record), acked + 1)
+    for (let i = 0; i < 99; i++) wal.write(1, record)
+    const failed = await withTimeout(wal.append(1, record).then(() => undefined, (e) => e), 20_000, 'append on a full disk')
+    isEnospc(t, failed, 'append')
+    const thrown = t.throws(() => wal.write(1, 'x'))
+    isEnospc(t, thrown, 'write() before a flush reported the failure')
+    t.is(wal.write(3, 'elsewhere'), 1, 'other partitions are unaffected')
+    const third = await wal.flush().then(() => undefined, (e) => e)
+    isEnospc(t, third, 'third flush')
+    // The append's own failure may be a separate one: flushes report each once, then resolve.
+    let reports = 0
+    for (;;) {
+      const e = await wal.flush().then(() => undefined, (x) => x)
+      if (e === undefined) break
+      isEnospc(t, e, 'a later flush')
+      t.true(++reports <= 1, 'at most one more failure to report')
+    }
+    acked = wal.lastLsn(1)
+    // Space back: writes work and are acknowledged.
+    rmSync(filler)
+    const next = wal.write(1, 'after space came back')
+    t.is(next, acked + 1)
+    await wal.flush()
+    t.is(wal.lastLsn(1), acked + 1)
+    const recs = await collect(wal.stream(1))
+    t.is(recs.length, acked + 1)
+    t.true(recs.slice(0, acked).every((r) => r.payload.equals(record)))
+    t.is(recs[acked].payload.toString(), 'after space came back')
+    t.is(wal.pendingBytes, 0)
+  } finally {
+    await wal.close().catch(() => {})
+    unmount(mount)
+  }
+})
+
+maybe('defect 9: an append accepted after a failure was taken is not rejected while earlier acks are still being settled', async (t) => {
+  const { mount, dir } = nearlyFull('16m', 2 << 20)
+  const wal = await Wal.open(dir, { segmentSize: 4 << 20, preallocate: false })
+  try {
+    // 20,000 acks of partition 1 (more than the facade settles in one turn), taken
+    // in the same call as partition 2's failure, behind them.
+    const small = Buffer.alloc(8, 1)
+    const many = []
+    for (let i = 0; i < 20_000; i++) many.push(wal.append(1, small))
+    wal.stats() // hands the staged appends over now
+    const deadline = Date.now() + 20_000
+    while (wal.lastLsn(1) < 20_000 && Date.now() < deadline) blockFor(5)
+    t.is(wal.lastLsn(1), 20_000)
+    const big = wal.append(2, Buffer.alloc(3 << 20, 2)).then(
+      () => undefined,
+      (e) => e,
+    )
+    blockFor(500) // partition 2's write fails meanwhile
+    // Runs right after the turn that took both; the failure is the engine's past by then.
+    let later
+    const afterFirst = many[0].then(() => {
+      later = wal.append(2, 'later')
+    })
+    await withTimeout(Promise.all(many), 20_000, 'the 20,000 appends')
+    await afterFirst
+    isEnospc(t, await big, 'the 3 MiB append')
+    const r = await withTimeout(later, 20_000, 'the later append')
+    t.is(r.lsn, 1)
+    const recs = await collect(wal.stream(2))
+    t.deepEqual(
+      recs.map((x) => x.payload.toString()),
+      ['later'],
+    )
+  } finally {
+    await wal.close().catch(() => {})
+    unmount(mount)
+  }
+})
