@@ -331,20 +331,29 @@ export class Writes implements SettleSink {
     }
     let ps: PartitionWrites | undefined
     let refusedIn: PartitionWrites[] | undefined
+    // Consecutive written records of one partition join the queue as one run.
+    let writes = 0
     for (let i = 0; i < n; i++) {
-      const resolve = resolvers[i]
-      const reject = rejecters[i]
-      resolvers[i] = undefined
-      rejecters[i] = undefined
       const partition = partitions[i]!
       if (ps === undefined || ps.partition !== partition) {
+        if (writes > 0) ps!.pushWrites(writes)
+        writes = 0
         ps = this.#parts[partition]!
         this.#open.add(ps)
       }
       const lsn = thrown === undefined ? lsns[i]! : -1
+      const resolve = resolvers[i]
+      if (lsn > 0 && resolve === undefined) {
+        writes++
+        continue
+      }
+      if (writes > 0) ps.pushWrites(writes)
+      writes = 0
+      const reject = rejecters[i]
+      resolvers[i] = undefined
+      rejecters[i] = undefined
       if (lsn > 0) {
-        if (resolve === undefined) ps.pushWrites(1)
-        else ps.pushAppend(resolve, reject!)
+        ps.pushAppend(resolve!, reject!)
         continue
       }
       // Refused: it fails once every record before it is settled, as the
@@ -357,6 +366,7 @@ export class Writes implements SettleSink {
       if (refusedIn === undefined) refusedIn = [ps]
       else if (refusedIn[refusedIn.length - 1] !== ps) refusedIn.push(ps)
     }
+    if (writes > 0) ps!.pushWrites(writes)
     if (refusedIn !== undefined) for (const p of refusedIn) this.#advance(p, 0)
   }
 

@@ -39,30 +39,22 @@ pub fn append_many(
         if count > lengths.len() || count > partitions.len() || count > lsns.len() {
             return Err(invalid("appendMany: count exceeds the arrays"));
         }
-        let mut errors: Option<Vec<String>> = None;
-        let mut at = 0usize;
-        for (i, &len) in lengths[..count].iter().enumerate() {
-            let end = at
-                .checked_add(len as usize)
-                .filter(|&end| end <= data.len())
-                .ok_or_else(|| invalid("appendMany: lengths exceed the data"))?;
-            let payload = &data[at..end];
-            let staged = if lsns[i] > 0.0 {
-                handle.wal.write(partitions[i], payload, Some(lsns[i] as u64))
-            } else {
-                handle.wal.append(partitions[i], payload)
-            };
-            lsns[i] = match staged {
-                Ok(lsn) => lsn as f64,
-                Err(e) => {
-                    let errors = errors.get_or_insert_with(Vec::new);
-                    errors.push(error_json(&e));
-                    -(errors.len() as f64)
-                }
-            };
-            at = end;
+        let mut staged: Vec<u64> = lsns[..count].iter().map(|&x| x as u64).collect();
+        let failed = handle
+            .wal
+            .stage_many(data, &lengths[..count], &partitions[..count], &mut staged);
+        for (out, &lsn) in lsns.iter_mut().zip(&staged) {
+            *out = lsn as f64;
         }
-        Ok(errors)
+        if failed.is_empty() {
+            return Ok(None);
+        }
+        let mut errors = Vec::with_capacity(failed.len());
+        for (k, e) in failed {
+            errors.push(error_json(&e));
+            lsns[k] = -(errors.len() as f64);
+        }
+        Ok(Some(errors))
     })
 }
 

@@ -280,13 +280,69 @@ impl Wal {
         n
     }
 
+    /// Stages records laid end to end in `data` (record `i`: `lens[i]` bytes, to
+    /// partition `parts[i]`), in order, locking each partition once per run of its
+    /// records. `lsns[i]` is 0 for an append, or the LSN a written record must get
+    /// (see `write`); each becomes the record's LSN, or 0 when it failed with the error
+    /// returned for it.
+    pub fn stage_many(&self, data: &[u8], lens: &[u32], parts: &[u16], lsns: &mut [u64]) -> Vec<(usize, Error)> {
+        let n = lens.len().min(parts.len()).min(lsns.len());
+        let mut errors = Vec::new();
+        let mut at = 0usize;
+        let mut i = 0;
+        while i < n {
+            let id = parts[i];
+            let run = i + parts[i..n].iter().take_while(|&&q| q == id).count();
+            let p = self.inner.partition(id);
+            let mut st = p.lock();
+            let writable = self.inner.check_writable(&st);
+            let mut staged = 0;
+            for k in i..run {
+                let end = at + lens[k] as usize;
+                let r = match (&writable, data.get(at..end)) {
+                    (Err(e), _) => Err(e.clone()),
+                    (Ok(()), None) => Err(Error::invalid("record lengths exceed the staged data")),
+                    (Ok(()), Some(payload)) => {
+                        let write = (lsns[k] != 0).then_some(Some(lsns[k]));
+                        self.stage_locked(&mut st, id, payload, write)
+                    }
+                };
+                at = end;
+                match r {
+                    Ok(lsn) => {
+                        lsns[k] = lsn;
+                        staged += 1;
+                    }
+                    Err(e) => {
+                        lsns[k] = 0;
+                        errors.push((k, e));
+                    }
+                }
+            }
+            if staged > 0 {
+                self.inner.counters.appends.fetch_add(staged, Ordering::Relaxed);
+                self.inner.schedule(&p, st);
+            }
+            i = run;
+        }
+        errors
+    }
+
     /// `write` is `Some(expected)`: a written record; `None`: an append.
     fn stage(&self, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
-        let frame_len = format::frame_len(payload.len());
-        self.inner.check_record_fits(frame_len as u64, "payload")?;
         let p = self.inner.partition(partition);
         let mut st = p.lock();
         self.inner.check_writable(&st)?;
+        let lsn = self.stage_locked(&mut st, partition, payload, write)?;
+        self.inner.schedule(&p, st);
+        self.inner.counters.appends.fetch_add(1, Ordering::Relaxed);
+        Ok(lsn)
+    }
+
+    /// One record into the partition's staging, its lock held and writability checked.
+    fn stage_locked(&self, st: &mut PState, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
+        let frame_len = format::frame_len(payload.len());
+        self.inner.check_record_fits(frame_len as u64, "payload")?;
         let lsn = st.next_lsn;
         if let Some(Some(expected)) = write {
             if expected != lsn {
@@ -310,8 +366,6 @@ impl Wal {
             payload_len: payload.len() as u32,
             single: write.is_none(),
         });
-        self.inner.schedule(&p, st);
-        self.inner.counters.appends.fetch_add(1, Ordering::Relaxed);
         Ok(lsn)
     }
 
