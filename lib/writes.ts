@@ -164,9 +164,42 @@ export class Writes implements SettleSink {
 
   /** `wal.write()`: arguments are checked by the caller, except the payload. */
   write(partition: number, payload: Payload): number {
+    const ps = this.#parts[partition] ?? this.#part(partition)
+    if (ps.unreported.length !== 0) throw ps.unreported[0]!.error
+    // The common case inline (bytes that fit the staging); the rest below.
+    if (!(payload instanceof Uint8Array)) return this.#writeOther(ps, payload)
+    const length = payload.byteLength
+    if (length === 0 || length > this.#stageMax) return this.#writeOther(ps, payload)
+    let lsn = ps.nextLsn
+    if (lsn === 0) lsn = this.#nextLsn(ps)
+    let at = this.#stageBytes
+    let i = this.#stageCount
+    if (at + length > STAGE_BYTES || i === STAGE_RECORDS) {
+      this.stage()
+      at = 0
+      i = 0
+    }
+    this.#stageData.set(payload, at)
+    this.#stageBytes = at + length
+    this.#stageCount = i + 1
+    this.#stageLengths[i] = length
+    this.#stagePartitions[i] = partition
+    // The resolver slots of written records stay undefined (stage() clears every slot).
+    this.#stageLsns[i] = lsn
+    ps.nextLsn = lsn + 1
+    ps.issued++
+    this.#pendingBytes += length
+    if (this.#inFlight++ === 0) native.setRef(this.#handle, true)
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flushTask)
+    }
+    return lsn
+  }
+
+  /** write() of a string, an empty or a large payload, or a wrong one. */
+  #writeOther(ps: PartitionWrites, payload: Payload): number {
     if (this.#closed) throw closedError()
-    const ps = this.#part(partition)
-    if (ps.unreported.length > 0) throw ps.unreported[0]!.error
     let length: number
     if (typeof payload === 'string') {
       let worst = payload.length * 3
@@ -187,7 +220,6 @@ export class Writes implements SettleSink {
     if (length > this.#stageMax) return this.#writeDirect(ps, payload)
     const lsn = this.#nextLsn(ps)
     this.#room(length)
-    this.#stageData.set(payload, this.#stageBytes)
     ps.nextLsn = lsn + 1
     this.#staged(ps, length, lsn, undefined, undefined)
     return lsn
