@@ -35,11 +35,12 @@ const STAGE_MAX_RECORD = 64 * 1024
 const STAGE_BYTES = 1024 * 1024
 const STAGE_RECORDS = 8192
 /** Promises settled per event-loop turn at most; the rest waits a turn. */
-const ACK_SLICE = 16384
+const ACK_SLICE = 4096
 /** Each partition with news gets at least this share of a turn's budget, so a quiet one never waits behind busy ones. */
-const MIN_SHARE = 256
+const MIN_SHARE = 64
 /** Initial size of the array acks are copied into (grows on demand). */
 const ACK_BUFFER_NUMBERS = 1 << 14
+const NO_ACKS = new Float64Array(0)
 
 /** A payload: bytes, or a string stored as UTF-8. */
 export type Payload = Buffer | Uint8Array | string
@@ -111,7 +112,7 @@ export class Writes implements SettleSink {
     this.stage()
   }
   #acks = new Float64Array(ACK_BUFFER_NUMBERS)
-  /** Unprocessed events still point into `#acks`: the next take needs a new one. */
+  /** Unprocessed events may still point into `#acks`: the next take must not overwrite it. */
   #acksHeld = false
   #resumeQueued = false
   readonly #resume = (): void => {
@@ -479,21 +480,21 @@ export class Writes implements SettleSink {
     // Records staged this tick go first: if the engine refuses them for a
     // failure, they must reach it before the failure is taken.
     this.stage()
+    // While unprocessed events point into `#acks`, new ones go to a fresh array of
+    // exactly their size (asked for with an empty one), so idle turns allocate nothing.
+    let out = this.#acksHeld ? NO_ACKS : this.#acks
     let n: number
     for (;;) {
-      if (this.#acksHeld) {
-        this.#acks = new Float64Array(this.#acks.length)
-        this.#acksHeld = false
-      }
       try {
-        n = native.takeAcks(handle, this.#acks)
+        n = native.takeAcks(handle, out)
       } catch {
         n = 0
       }
       if (n >= 0) break
-      this.#acks = new Float64Array(Math.max(-n, this.#acks.length * 2))
+      out = new Float64Array(this.#acksHeld ? -n : Math.max(-n, out.length * 2))
+      if (!this.#acksHeld) this.#acks = out
     }
-    if (n > 0) this.#take(this.#acks, n)
+    if (n > 0) this.#take(out, n)
     let budget = all ? Infinity : ACK_SLICE
     while (budget > 0 && this.#busy.size > 0) {
       const share = Math.max(MIN_SHARE, Math.ceil(budget / this.#busy.size))
@@ -503,8 +504,8 @@ export class Writes implements SettleSink {
         if (budget <= 0) break
       }
     }
+    this.#acksHeld = this.#busy.size > 0
     if (this.#busy.size > 0) {
-      this.#acksHeld = true
       if (!this.#resumeQueued) {
         this.#resumeQueued = true
         setImmediate(this.#resume)
