@@ -20,6 +20,7 @@ export type { WalErrorCode, WalErrorDetails } from './errors'
 export type { AppendResult, BatchResult } from './pending'
 export type { StreamOptions, WalRecord, WalStream } from './stream'
 export type { PartitionStats, PurgeResult, SegmentInfo, WalStats } from './types'
+export type { Payload } from './writes'
 
 /** Options of {@link Wal.open}. */
 export interface WalOptions {
@@ -45,8 +46,6 @@ export interface Truncation {
   /** Exactly how many bytes were cut. */
   truncatedBytes: number
 }
-
-export type { Payload } from './writes'
 
 const MIN_SEGMENT_SIZE = 1024
 const MAX_SEGMENT_SIZE = 4 * 1024 * 1024 * 1024
