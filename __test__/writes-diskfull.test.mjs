@@ -4,7 +4,7 @@
 // Needs mount(2) (root or CAP_SYS_ADMIN); skipped with a message otherwise.
 
 import test from 'ava'
-import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Wal, WalError } from 'segwal'
 import { collect } from './api-helpers.mjs'
@@ -103,12 +103,16 @@ maybe('a failed partition: write() throws until a flush() reported it; a rejecte
   }
 })
 
-maybe('defect 9: an append accepted after a failure was taken is not rejected while earlier acks are still being settled', async (t) => {
+/**
+ * One try of defect 9's scenario: 20,000 acks of partition 1 (more than the facade settles
+ * in one turn), taken in the same call as partition 2's failure, behind them; then an
+ * append to partition 2 right after the turn that took both. Returns whether that append
+ * resolved, and whether its record is in the log.
+ */
+async function defect9Try(t) {
   const { mount, dir } = nearlyFull('16m', 2 << 20)
   const wal = await Wal.open(dir, { segmentSize: 4 << 20, preallocate: false })
   try {
-    // 20,000 acks of partition 1 (more than the facade settles in one turn), taken
-    // in the same call as partition 2's failure, behind them.
     const small = Buffer.alloc(8, 1)
     const many = []
     for (let i = 0; i < 20_000; i++) many.push(wal.append(1, small))
@@ -120,24 +124,34 @@ maybe('defect 9: an append accepted after a failure was taken is not rejected wh
       () => undefined,
       (e) => e,
     )
-    blockFor(500) // partition 2's write fails meanwhile
-    // Runs right after the turn that took both; the failure is the engine's past by then.
+    blockFor(1500) // partition 2's write fails meanwhile (a few ms on a tmpfs)
     let later
     const afterFirst = many[0].then(() => {
-      later = wal.append(2, 'later')
+      later = wal.append(2, 'later').then(
+        () => true,
+        () => false,
+      )
     })
     await withTimeout(Promise.all(many), 20_000, 'the 20,000 appends')
     await afterFirst
     isEnospc(t, await big, 'the 3 MiB append')
-    const r = await withTimeout(later, 20_000, 'the later append')
-    t.is(r.lsn, 1)
-    const recs = await collect(wal.stream(2))
-    t.deepEqual(
-      recs.map((x) => x.payload.toString()),
-      ['later'],
-    )
+    const resolved = await withTimeout(later, 20_000, 'the later append')
+    const written = (await collect(wal.stream(2))).some((r) => r.payload.toString() === 'later')
+    return { resolved, written }
   } finally {
     await wal.close().catch(() => {})
     unmount(mount)
   }
+}
+
+maybe('defect 9: an append accepted after a failure was taken is not rejected while earlier acks are still being settled', async (t) => {
+  // Rejected though written is the defect. Rejected and absent means the append reached
+  // the engine before the failure (a slow machine): the scenario did not happen, try again.
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const { resolved, written } = await defect9Try(t)
+    t.is(written, resolved, `attempt ${attempt}: the append ${resolved ? 'resolved' : 'was rejected'} but its record is ${written ? '' : 'not '}in the log`)
+    if (resolved) return
+    t.log(`attempt ${attempt}: the append reached the engine before the failure; again`)
+  }
+  t.log('the scenario never happened in 3 attempts (a very slow machine): only consistency was checked')
 })
