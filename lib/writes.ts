@@ -154,6 +154,11 @@ export class Writes implements SettleSink {
     this.#stageLsns[i] = lsn
     this.#stageResolvers[i] = resolve
     this.#stageRejecters[i] = reject
+    this.#counted(ps, length)
+  }
+
+  /** A record of `length` payload bytes joined this tick's staging. */
+  #counted(ps: PartitionWrites, length: number): void {
     ps.issued++
     this.#pendingBytes += length
     if (this.#inFlight++ === 0) native.setRef(this.#handle, true)
@@ -188,13 +193,7 @@ export class Writes implements SettleSink {
     // The resolver slots of written records stay undefined (stage() clears every slot).
     this.#stageLsns[i] = lsn
     ps.nextLsn = lsn + 1
-    ps.issued++
-    this.#pendingBytes += length
-    if (this.#inFlight++ === 0) native.setRef(this.#handle, true)
-    if (!this.#flushQueued) {
-      this.#flushQueued = true
-      queueMicrotask(this.#flushTask)
-    }
+    this.#counted(ps, length)
     return lsn
   }
 

@@ -102,7 +102,11 @@ fn acks_settle_by_count_across_truncates_and_writes() {
     t.wal.sync().wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !pending.is_empty() {
-        assert!(Instant::now() < deadline, "seed {seed}: {} records never settled", pending.len());
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: {} records never settled",
+            pending.len()
+        );
         settle(&t, &mut pending, &mut settled);
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -120,7 +124,11 @@ fn a_write_is_staged_only_at_the_lsn_it_was_given() {
     t.wait_acked(1, 2).unwrap();
     let mut lsns = [0u64, 4, 0];
     let errors = t.wal.stage_many(b"xyz", &[1, 1, 1], &[2, 2, 2], &mut lsns);
-    assert_eq!(lsns, [1, 0, 2], "the write expected LSN 4 and was refused; the others staged");
+    assert_eq!(
+        lsns,
+        [1, 0, 2],
+        "the write expected LSN 4 and was refused; the others staged"
+    );
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].0, 1);
 }

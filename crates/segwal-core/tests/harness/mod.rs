@@ -289,31 +289,26 @@ impl Driver {
             for e in ack.events {
                 match e {
                     // Events settle the partition's pending records in staging order.
-                    AckEvent::Acked { count, .. } => {
-                        for w in self
-                            .m
-                            .writes
-                            .iter_mut()
-                            .filter(|w| w.p == ack.partition && w.st == St::Pending)
-                            .take(count as usize)
-                        {
-                            w.st = St::Acked;
-                        }
-                    }
+                    AckEvent::Acked { count, .. } => self.settle(ack.partition, count, St::Acked),
                     AckEvent::Failed { count, error, .. } => {
                         self.m.errors.push(format!("failed p{}: {error}", ack.partition));
-                        for w in self
-                            .m
-                            .writes
-                            .iter_mut()
-                            .filter(|w| w.p == ack.partition && w.st == St::Pending)
-                            .take(count as usize)
-                        {
-                            w.st = St::Failed;
-                        }
+                        self.settle(ack.partition, count, St::Failed);
                     }
                 }
             }
+        }
+    }
+
+    /// Marks the partition's next `count` pending writes `st`.
+    fn settle(&mut self, p: u16, count: u64, st: St) {
+        for w in self
+            .m
+            .writes
+            .iter_mut()
+            .filter(|w| w.p == p && w.st == St::Pending)
+            .take(count as usize)
+        {
+            w.st = st;
         }
     }
 
