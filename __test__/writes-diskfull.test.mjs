@@ -155,3 +155,41 @@ maybe('defect 9: an append accepted after a failure was taken is not rejected wh
   }
   t.log('the scenario never happened in 3 attempts (a very slow machine): only consistency was checked')
 })
+
+maybe('records written after a failure the facade has not taken yet are refused and count as that failure', async (t) => {
+  const { mount, dir, filler } = nearlyFull('8m', 512 * 1024)
+  const wal = await Wal.open(dir, { segmentSize: 4 << 20, preallocate: false })
+  try {
+    const record = Buffer.alloc(8192, 7)
+    for (let i = 0; i < 100; i++) wal.write(1, record)
+    wal.stats() // hands them over now
+    blockFor(1500) // the engine fails them meanwhile; the JS side has not taken it
+    const acked = wal.lastLsn(1)
+    t.true(acked < 100, `some records failed (${acked} acknowledged)`)
+    // Still counted from the old LSNs: the engine refuses these (it resumes after `acked`).
+    const refused = []
+    for (let i = 0; i < 5; i++) refused.push(wal.write(1, `refused ${i}`))
+    t.deepEqual(refused, [101, 102, 103, 104, 105])
+    const appended = wal.append(1, 'refused append').then(
+      () => undefined,
+      (e) => e,
+    )
+    wal.stats() // the crossing: refused
+    const e = await withTimeout(wal.flush().then(() => undefined, (x) => x), 20_000, 'flush')
+    isEnospc(t, e, 'flush')
+    isEnospc(t, await appended, 'the refused append')
+    // One failure: reported once; nothing else to report.
+    await wal.flush()
+    t.is(wal.pendingBytes, 0)
+    rmSync(filler)
+    t.is(wal.write(1, 'after'), acked + 1, 'LSNs resume after the last acknowledged record')
+    await wal.flush()
+    const recs = await collect(wal.stream(1))
+    t.is(recs.length, acked + 1)
+    t.is(recs.at(-1).payload.toString(), 'after')
+    t.false(recs.some((r) => r.payload.toString().startsWith('refused')))
+  } finally {
+    await wal.close().catch(() => {})
+    unmount(mount)
+  }
+})
