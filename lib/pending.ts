@@ -93,6 +93,8 @@ export class PartitionWrites {
   readonly events: AckEventRef[] = []
   /** Flushes waiting for `settled` to reach their target, in target order. */
   readonly waiting: Array<{ target: number; done: () => void }> = []
+  /** In the owner's set of partitions with records in flight. */
+  listed = false
 
   private kind = new Uint8Array(INITIAL_CAPACITY)
   /** Records of the entry not settled yet, and how many of them the engine staged. */
@@ -161,6 +163,38 @@ export class PartitionWrites {
     this.refusals[i] = refusal
     this.resolvers[i] = resolve
     this.rejecters[i] = reject
+  }
+
+  /**
+   * The last `records.length` records pushed (this tick's, in order; none crossed yet)
+   * again, with the engine's refusals in place.
+   */
+  refuseTail(records: ReadonlyArray<{ write: boolean; refusal: Refusal | undefined }>): void {
+    const appends: Array<[Resolve, Reject]> = []
+    for (let k = records.length - 1; k >= 0; k--) {
+      const t = (this.head + this.size - 1) & this.mask
+      if (records[k]!.write) {
+        this.records[t]! -= 1
+        this.engine[t]! -= 1
+        if (this.records[t] === 0) this.popTail(t)
+      } else {
+        appends.push([this.resolvers[t]!, this.rejecters[t]!])
+        this.popTail(t)
+      }
+    }
+    for (const r of records) {
+      const resolvers = r.write ? undefined : appends.pop()
+      if (r.refusal !== undefined) this.pushRefused(r.refusal, resolvers?.[0], resolvers?.[1])
+      else if (resolvers === undefined) this.pushWrites(1)
+      else this.pushAppend(resolvers[0], resolvers[1])
+    }
+  }
+
+  private popTail(t: number): void {
+    this.resolvers[t] = undefined
+    this.rejecters[t] = undefined
+    this.refusals[t] = undefined
+    this.size--
   }
 
   /**

@@ -21,6 +21,7 @@ import {
   type AppendResult,
   type BatchResult,
   type Failure,
+  type Refusal,
   type Reject,
   type Resolve,
   type SettleSink,
@@ -104,8 +105,8 @@ export class Writes implements SettleSink {
   readonly #stagePartitions = new Uint16Array(STAGE_RECORDS)
   /** In: 0 for an append, the LSN handed out for a write. Out: the engine's answer. */
   readonly #stageLsns = new Float64Array(STAGE_RECORDS)
-  readonly #stageResolvers = new Array<Resolve | undefined>(STAGE_RECORDS)
-  readonly #stageRejecters = new Array<Reject | undefined>(STAGE_RECORDS)
+  /** 1 for a written record, 0 for an append (`#stageLsns` is overwritten by the crossing). */
+  readonly #stageWrites = new Uint8Array(STAGE_RECORDS)
   #flushQueued = false
   readonly #flushTask = (): void => {
     this.#flushQueued = false
@@ -145,20 +146,23 @@ export class Writes implements SettleSink {
     if (this.#stageBytes + bytes > STAGE_BYTES || this.#stageCount === STAGE_RECORDS) this.stage()
   }
 
-  /** Queues a staged record (its bytes are at `#stageBytes`). */
-  #staged(ps: PartitionWrites, length: number, lsn: number, resolve: Resolve | undefined, reject: Reject | undefined): void {
+  /**
+   * Queues a staged record (its bytes are at `#stageBytes`); its entry is already in the
+   * partition's FIFO (see `stage()` for what happens when the engine refuses it).
+   */
+  #staged(ps: PartitionWrites, length: number, lsn: number): void {
     const i = this.#stageCount++
     this.#stageBytes += length
     this.#stageLengths[i] = length
     this.#stagePartitions[i] = ps.partition
     this.#stageLsns[i] = lsn
-    this.#stageResolvers[i] = resolve
-    this.#stageRejecters[i] = reject
+    this.#stageWrites[i] = lsn === 0 ? 0 : 1
     this.#counted(ps, length)
   }
 
   /** A record of `length` payload bytes joined this tick's staging. */
   #counted(ps: PartitionWrites, length: number): void {
+    if (!ps.listed) this.#list(ps)
     ps.issued++
     this.#pendingBytes += length
     if (this.#inFlight++ === 0) native.setRef(this.#handle, true)
@@ -190,9 +194,10 @@ export class Writes implements SettleSink {
     this.#stageCount = i + 1
     this.#stageLengths[i] = length
     this.#stagePartitions[i] = partition
-    // The resolver slots of written records stay undefined (stage() clears every slot).
     this.#stageLsns[i] = lsn
+    this.#stageWrites[i] = 1
     ps.nextLsn = lsn + 1
+    ps.pushWrites(1)
     this.#counted(ps, length)
     return lsn
   }
@@ -211,7 +216,8 @@ export class Writes implements SettleSink {
       this.#room(worst)
       length = this.#stageData.write(payload, this.#stageBytes, 'utf8')
       ps.nextLsn = lsn + 1
-      this.#staged(ps, length, lsn, undefined, undefined)
+      ps.pushWrites(1)
+      this.#staged(ps, length, lsn)
       return lsn
     }
     if (!(payload instanceof Uint8Array)) throw invalidArgument('payload', 'a Buffer, Uint8Array or string', payload)
@@ -221,7 +227,8 @@ export class Writes implements SettleSink {
     const lsn = this.#nextLsn(ps)
     this.#room(length)
     ps.nextLsn = lsn + 1
-    this.#staged(ps, length, lsn, undefined, undefined)
+    ps.pushWrites(1)
+    this.#staged(ps, length, lsn)
     return lsn
   }
 
@@ -252,7 +259,7 @@ export class Writes implements SettleSink {
     ps.nextLsn = lsn + 1
     ps.issued++
     ps.pushWrites(1)
-    this.#open.add(ps)
+    if (!ps.listed) this.#list(ps)
     this.#pendingBytes += typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.byteLength
     if (this.#inFlight++ === 0) native.setRef(this.#handle, true)
     return lsn
@@ -284,7 +291,8 @@ export class Writes implements SettleSink {
     }
     if (ps.nextLsn !== 0) ps.nextLsn++
     const promise = newPending<AppendResult>()
-    this.#staged(ps, length, 0, parkedResolve, parkedReject)
+    ps.pushAppend(parkedResolve!, parkedReject!)
+    this.#staged(ps, length, 0)
     return promise
   }
 
@@ -330,7 +338,7 @@ export class Writes implements SettleSink {
 
   #issuedDirect(ps: PartitionWrites, records: number, bytes: number): void {
     ps.issued += records
-    this.#open.add(ps)
+    if (!ps.listed) this.#list(ps)
     this.#pendingBytes += bytes
     const wasIdle = this.#inFlight === 0
     this.#inFlight += records
@@ -343,63 +351,64 @@ export class Writes implements SettleSink {
     if (ps !== undefined) ps.nextLsn = 0
   }
 
-  /** Hands the staged records to the engine (one crossing) and queues them for their acks. */
+  #list(ps: PartitionWrites): void {
+    ps.listed = true
+    this.#open.add(ps)
+  }
+
+  #unlist(ps: PartitionWrites): void {
+    ps.listed = false
+    this.#open.delete(ps)
+  }
+
+  /**
+   * Hands the staged records to the engine (one crossing). Their entries are in the
+   * partitions' FIFOs already; only records the engine refused need more (the slow path).
+   */
   stage(): void {
     const n = this.#stageCount
     if (n === 0) return
     this.#stageCount = 0
     this.#stageBytes = 0
-    const lsns = this.#stageLsns
-    const partitions = this.#stagePartitions
-    const lengths = this.#stageLengths
-    const resolvers = this.#stageResolvers
-    const rejecters = this.#stageRejecters
     let errors: string[] | null = null
     let thrown: WalError | undefined
     try {
-      errors = native.appendMany(this.#handle, this.#stageData, lengths, partitions, n, lsns)
+      errors = native.appendMany(this.#handle, this.#stageData, this.#stageLengths, this.#stagePartitions, n, this.#stageLsns)
     } catch (e) {
       thrown = toWalError(e)
     }
-    let ps: PartitionWrites | undefined
-    let refusedIn: PartitionWrites[] | undefined
-    // Consecutive written records of one partition join the queue as one run.
-    let writes = 0
-    for (let i = 0; i < n; i++) {
-      const partition = partitions[i]!
-      if (ps === undefined || ps.partition !== partition) {
-        if (writes > 0) ps!.pushWrites(writes)
-        writes = 0
-        ps = this.#parts[partition]!
-        this.#open.add(ps)
+    if (errors !== null || thrown !== undefined) this.#refused(n, errors, thrown)
+  }
+
+  /**
+   * Records refused by the engine: each fails once every record before it is settled, as
+   * the failure that made the engine refuse it (see PartitionWrites.pushRefused). The
+   * partitions' entries of this tick are rebuilt with the refusals in place.
+   */
+  #refused(n: number, errors: string[] | null, thrown: WalError | undefined): void {
+    const lsns = this.#stageLsns
+    const partitions = this.#stagePartitions
+    const hit = new Set<number>()
+    for (let i = 0; i < n; i++) if (thrown !== undefined || lsns[i]! < 0) hit.add(partitions[i]!)
+    for (const partition of hit) {
+      const ps = this.#parts[partition]!
+      const records: Array<{ write: boolean; refusal: Refusal | undefined }> = []
+      for (let i = 0; i < n; i++) {
+        if (partitions[i] !== partition) continue
+        let refusal: Refusal | undefined
+        const lsn = lsns[i]!
+        if (thrown !== undefined || lsn < 0) {
+          const detail = thrown === undefined ? errors?.[-lsn - 1] : undefined
+          const error = thrown ?? (detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail))
+          refusal = { error, detail: detail ?? error.message }
+          this.#pendingBytes -= this.#stageLengths[i]!
+        }
+        records.push({ write: this.#stageWrites[i] === 1, refusal })
       }
-      const lsn = thrown === undefined ? lsns[i]! : -1
-      const resolve = resolvers[i]
-      if (lsn > 0 && resolve === undefined) {
-        writes++
-        continue
-      }
-      if (writes > 0) ps.pushWrites(writes)
-      writes = 0
-      const reject = rejecters[i]
-      resolvers[i] = undefined
-      rejecters[i] = undefined
-      if (lsn > 0) {
-        ps.pushAppend(resolve!, reject!)
-        continue
-      }
-      // Refused: it fails once every record before it is settled, as the
-      // failure that made the engine refuse it (see PartitionWrites.pushRefused).
-      const detail = thrown === undefined ? errors?.[-lsn - 1] : undefined
-      const error = thrown ?? (detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail))
-      ps.pushRefused({ error, detail: detail ?? error.message }, resolve, reject)
+      ps.refuseTail(records)
       ps.nextLsn = 0
-      this.#pendingBytes -= lengths[i]!
-      if (refusedIn === undefined) refusedIn = [ps]
-      else if (refusedIn[refusedIn.length - 1] !== ps) refusedIn.push(ps)
+      this.#advance(ps, 0)
     }
-    if (writes > 0) ps!.pushWrites(writes)
-    if (refusedIn !== undefined) for (const p of refusedIn) this.#advance(p, 0)
   }
 
   /** `wal.flush()`. */
@@ -465,7 +474,7 @@ export class Writes implements SettleSink {
     const spent = ps.process(budget, this)
     const waiting = ps.waiting
     while (waiting.length > 0 && waiting[0]!.target <= ps.settled) waiting.shift()!.done()
-    if (!ps.busy) this.#open.delete(ps)
+    if (!ps.busy) this.#unlist(ps)
     return spent
   }
 
@@ -552,7 +561,7 @@ export class Writes implements SettleSink {
       }
       const waiting = ps.waiting
       while (waiting.length > 0) waiting.shift()!.done()
-      this.#open.delete(ps)
+      this.#unlist(ps)
     }
     this.#pendingBytes = 0
   }
