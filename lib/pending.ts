@@ -97,12 +97,10 @@ export class PartitionWrites {
   listed = false
 
   private kind = new Uint8Array(INITIAL_CAPACITY)
-  /** Records of the entry not settled yet, and how many of them the engine staged. */
+  /** Records of the entry not settled yet (the engine staged them all, unless REFUSED). */
   private records = new Float64Array(INITIAL_CAPACITY)
-  private engine = new Float64Array(INITIAL_CAPACITY)
-  /** Batch: its first and last LSN. */
+  /** Batch: its first LSN (the last is first + records - 1). */
   private first = new Float64Array(INITIAL_CAPACITY)
-  private last = new Float64Array(INITIAL_CAPACITY)
   private resolvers = new Array<Resolve | undefined>(INITIAL_CAPACITY)
   private rejecters = new Array<Reject | undefined>(INITIAL_CAPACITY)
   private refusals = new Array<Refusal | undefined>(INITIAL_CAPACITY)
@@ -122,17 +120,15 @@ export class PartitionWrites {
 
   /** A single append the engine staged. */
   pushAppend(resolve: Resolve, reject: Reject): void {
-    const i = this.slot(APPEND, 1, 1)
+    const i = this.slot(APPEND, 1)
     this.resolvers[i] = resolve
     this.rejecters[i] = reject
   }
 
   /** A batch the engine staged. */
   pushBatch(first: number, last: number, resolve: Resolve, reject: Reject): void {
-    const n = last - first + 1
-    const i = this.slot(BATCH, n, n)
+    const i = this.slot(BATCH, last - first + 1)
     this.first[i] = first
-    this.last[i] = last
     this.resolvers[i] = resolve
     this.rejecters[i] = reject
   }
@@ -143,11 +139,10 @@ export class PartitionWrites {
       const t = (this.head + this.size - 1) & this.mask
       if (this.kind[t] === WRITES) {
         this.records[t]! += n
-        this.engine[t]! += n
         return
       }
     }
-    this.slot(WRITES, n, n)
+    this.slot(WRITES, n)
   }
 
   /** Records the engine refused: they fail when their turn comes (after every record before them). */
@@ -159,7 +154,7 @@ export class PartitionWrites {
         return
       }
     }
-    const i = this.slot(REFUSED, 1, 0)
+    const i = this.slot(REFUSED, 1)
     this.refusals[i] = refusal
     this.resolvers[i] = resolve
     this.rejecters[i] = reject
@@ -175,7 +170,6 @@ export class PartitionWrites {
       const t = (this.head + this.size - 1) & this.mask
       if (records[k]!.write) {
         this.records[t]! -= 1
-        this.engine[t]! -= 1
         if (this.records[t] === 0) this.popTail(t)
       } else {
         appends.push([this.resolvers[t]!, this.rejecters[t]!])
@@ -243,14 +237,13 @@ export class PartitionWrites {
     const i = this.head
     const kind = this.kind[i]!
     if (kind === WRITES) {
-      const n = Math.min(this.engine[i]!, ev.count)
+      const n = Math.min(this.records[i]!, ev.count)
       if (ev.failed) this.noteFailed(ev.failure!)
       ev.count -= n
-      this.engine[i]! -= n
       this.records[i]! -= n
       this.settled += n
       sink.settled(n)
-      if (this.engine[i] === 0) this.pop(i)
+      if (this.records[i] === 0) this.pop(i)
       return 1
     }
     const n = this.records[i]!
@@ -269,9 +262,8 @@ export class PartitionWrites {
       resolve({ lsn: b[p]!, segment: b[p + 1]!, offset: b[p + 2]! })
     } else {
       const first = this.first[i]!
-      const last = this.last[i]!
       this.pop(i)
-      resolve({ firstLsn: first, lastLsn: last, count: n })
+      resolve({ firstLsn: first, lastLsn: first + n - 1, count: n })
     }
     this.settled += n
     sink.settled(n)
@@ -305,12 +297,11 @@ export class PartitionWrites {
     if (this.settled < failure.firstIndex) failure.firstIndex = this.settled
   }
 
-  private slot(kind: number, records: number, engine: number): number {
+  private slot(kind: number, records: number): number {
     if (this.size > this.mask) this.grow()
     const i = (this.head + this.size) & this.mask
     this.kind[i] = kind
     this.records[i] = records
-    this.engine[i] = engine
     this.size++
     return i
   }
@@ -327,9 +318,7 @@ export class PartitionWrites {
     const capacity = (this.mask + 1) * 2
     const kind = new Uint8Array(capacity)
     const records = new Float64Array(capacity)
-    const engine = new Float64Array(capacity)
     const first = new Float64Array(capacity)
-    const last = new Float64Array(capacity)
     const resolvers = new Array<Resolve | undefined>(capacity)
     const rejecters = new Array<Reject | undefined>(capacity)
     const refusals = new Array<Refusal | undefined>(capacity)
@@ -337,18 +326,14 @@ export class PartitionWrites {
       const i = (this.head + k) & this.mask
       kind[k] = this.kind[i]!
       records[k] = this.records[i]!
-      engine[k] = this.engine[i]!
       first[k] = this.first[i]!
-      last[k] = this.last[i]!
       resolvers[k] = this.resolvers[i]
       rejecters[k] = this.rejecters[i]
       refusals[k] = this.refusals[i]
     }
     this.kind = kind
     this.records = records
-    this.engine = engine
     this.first = first
-    this.last = last
     this.resolvers = resolvers
     this.rejecters = rejecters
     this.refusals = refusals
