@@ -52,11 +52,9 @@ maybe('a failed partition: write() throws until a flush() reported it; a rejecte
     const lsns = []
     for (let i = 0; i < 100; i++) lsns.push(wal.write(1, record))
     t.deepEqual(lsns, Array.from({ length: 100 }, (_, i) => i + 1))
-    const other = wal.write(2, 'other partition')
     const flushed = await withTimeout(wal.flush().then(() => undefined, (e) => e), 20_000, 'flush on a full disk')
     t.truthy(flushed, 'the flush rejects')
     isEnospc(t, flushed, 'flush')
-    t.is(other, 1)
     let acked = wal.lastLsn(1)
     t.true(acked < 100, `some records failed (${acked} acknowledged)`)
     // That flush reported it: write() works again, LSNs resume after the last acknowledged.
@@ -77,13 +75,14 @@ maybe('a failed partition: write() throws until a flush() reported it; a rejecte
     t.is(wal.write(3, 'elsewhere'), 1, 'other partitions are unaffected')
     const third = await wal.flush().then(() => undefined, (e) => e)
     isEnospc(t, third, 'third flush')
-    // The append's own failure may be a separate one: flushes report each once, then resolve.
+    // The append's own failure and partition 3's (the disk is full) may be separate
+    // ones, reported in the order they happened: flushes report each once, then resolve.
     let reports = 0
     for (;;) {
       const e = await wal.flush().then(() => undefined, (x) => x)
       if (e === undefined) break
       isEnospc(t, e, 'a later flush')
-      t.true(++reports <= 1, 'at most one more failure to report')
+      t.true(++reports <= 2, 'at most two more failures to report')
     }
     acked = wal.lastLsn(1)
     // Space back: writes work and are acknowledged.
