@@ -12,6 +12,11 @@ export async function typeTest(dir: string): Promise<void> {
   const b: BatchResult = await wal.appendBatch(1, [Buffer.from('x'), new Uint8Array(1), 'y'])
   const m: number = b.firstLsn + b.lastLsn + b.count + n
   await wal.sync()
+  const w: number = wal.write(1, 'x') + wal.write(2, Buffer.from('y')) + wal.write(3, new Uint8Array(1))
+  const flushed: Promise<void> = wal.flush()
+  await flushed
+  const pending: number = wal.pendingBytes + w
+  void pending
   const opts: StreamOptions = { fromLsn: m, follow: true, signal: new AbortController().signal }
   const s: WalStream = wal.stream(1, opts)
   for await (const r of s) {
@@ -46,6 +51,10 @@ export async function typeTest(dir: string): Promise<void> {
   await wal.append('1', 'x')
   // @ts-expect-error: payloads are bytes or strings
   await wal.append(1, 5)
+  // @ts-expect-error: payloads are bytes or strings
+  wal.write(1, 5)
+  // @ts-expect-error: pendingBytes is read-only
+  wal.pendingBytes = 0
   // @ts-expect-error: sync is 'always' | 'none' | { intervalMs }
   await Wal.open(dir, { sync: 'sometimes' })
 }

@@ -6,48 +6,21 @@
 // Needs mount(2) (root or CAP_SYS_ADMIN); skipped with a message otherwise.
 
 import test from 'ava'
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Wal, WalError } from 'segwal'
+import { mountTmpfs as mountSized, probeMount, unmount, unmountAll, withTimeout } from './tmpfs-helpers.mjs'
 
 const SIZE = '4m'
 const SEGMENT = 256 * 1024
 const PAYLOAD = 8 * 1024
 
-const mounts = []
-function mountTmpfs() {
-  const dir = mkdtempSync(join(tmpdir(), 'segwal-diskfull-'))
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${SIZE}`, 'tmpfs', dir], { stdio: 'pipe' })
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true })
-    return { error: String(e.stderr || e.message).trim() }
-  }
-  mounts.push(dir)
-  return { dir }
-}
-function unmount(dir) {
-  try {
-    execFileSync('umount', [dir], { stdio: 'pipe' })
-  } catch {
-    try {
-      execFileSync('umount', ['-l', dir], { stdio: 'pipe' })
-    } catch {
-      // leave it; nothing more we can do
-    }
-  }
-  rmSync(dir, { recursive: true, force: true })
-}
-test.after.always(() => {
-  for (const d of mounts.splice(0)) unmount(d)
-})
+const mountTmpfs = () => mountSized(SIZE)
+test.after.always(unmountAll)
 
 // Probe once whether we may mount at all.
-const probe = mountTmpfs()
-if (probe.dir) unmount(mounts.pop())
-const canMount = probe.dir !== undefined
+const probe = probeMount()
+const canMount = probe.ok
 const maybe = canMount ? test.serial : test.serial.skip
 if (!canMount) {
   test('disk full tests need mount(2)', (t) => {
@@ -72,16 +45,6 @@ function idOf(p, buf) {
   if (!m || Number(m[1]) !== p) return undefined
   const id = Number(m[2])
   return payload(p, id).equals(buf) ? id : undefined
-}
-
-function withTimeout(promise, ms, what) {
-  let timer
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
-    }),
-  ])
 }
 
 function checkEnospc(t, err, what) {
@@ -243,8 +206,6 @@ async function diskFull(t, preallocate) {
     await verifyAll(t, wal, acked, 'final reopen')
   } finally {
     await wal.close().catch(() => {})
-    const i = mounts.indexOf(m.dir)
-    if (i >= 0) mounts.splice(i, 1)
     unmount(m.dir)
   }
 }

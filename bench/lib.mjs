@@ -295,3 +295,37 @@ export function throughputTable(title, rows, { ratioOf = 'segwal', latency = tru
   cols.push(['notes', (r) => [r.note, r.extra?.text].filter(Boolean).join('; '), 'l'])
   return table(title, rows, cols)
 }
+
+/** Opens a store in a fresh scratch directory, runs `use` on it, then closes it and deletes the directory. */
+export async function inScratch(tag, open, use) {
+  const dir = tmpDir(tag)
+  const store = await open(dir)
+  try {
+    return await use(store)
+  } finally {
+    await store.close()
+    rm(dir)
+  }
+}
+
+/**
+ * Rounds of `R` operations until `seconds` are over: `fire()` is the synchronous turn that
+ * issues them (left out of the loop-gap figure and reported apart), its promise what the
+ * round waits for. `bytes` counts `recBytes` per operation.
+ */
+export async function firedRounds(seconds, R, recBytes, fire) {
+  let ops = 0
+  let fireMax = 0
+  const t0 = now()
+  const deadline = t0 + seconds * 1000
+  do {
+    pauseGap()
+    const f0 = now()
+    const done = fire()
+    fireMax = Math.max(fireMax, now() - f0)
+    resumeGap()
+    await done
+    ops += R
+  } while (now() < deadline)
+  return { ops, bytes: ops * recBytes, seconds: (now() - t0) / 1000, extra: { fireMs: fireMax, text: `firing turn ${fmtMs(fireMax)}` } }
+}

@@ -30,7 +30,11 @@ import {
   timedSyncLoop,
   tmpDir,
   dirBytes,
+  firedRounds,
+  inScratch,
 } from './lib.mjs'
+import { promiseRound } from './floors.mjs'
+import { writes, writtenChild } from './writes.mjs'
 import { beKey, openLevel, openLmdb, openSegwal, payload, rawWriter } from './peers.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
@@ -141,6 +145,13 @@ function target(ctx, workload, metric, value, goal, pass, unit = '') {
   ctx.targets.push({ workload, metric, value, goal, pass: value == null ? null : pass, unit })
 }
 
+/** Issue #11 target 8: the max loop gap of `row` within 5 ms of the idle loop's (raw workload). */
+function gapTarget(ctx, workload, row) {
+  const idle = ctx.shared.idleGapMs
+  if (idle == null) return
+  target(ctx, workload, 'max loop gap - idle floor', row.maxGapMs - idle, '<= 5 ms', row.maxGapMs - idle <= 5, 'ms')
+}
+
 const rowOf = (rows, prefix) => rows.find((r) => r.system.startsWith(prefix))
 
 // ------------------------------------------------------------------ raw limits (fio-style)
@@ -184,6 +195,8 @@ export async function raw(ctx) {
   const rows = await interleave([seq, lat, lat128, idle], P.runs, ctx.log)
   ctx.shared.rawSeqMBs = rows[0].mbPerSec
   ctx.shared.raw4k = rows[1]
+  ctx.shared.raw128 = rows[2]
+  ctx.shared.idleGapMs = rows[3].maxGapMs
   const text = table('Raw limits of this disk (measured from Node, blocking calls)', rows, [
     ['test', (r) => r.system, 'l'],
     ['MiB/s', (r) => fmtNum(r.mbPerSec, 1)],
@@ -193,18 +206,6 @@ export async function raw(ctx) {
     ['max loop gap', (r) => fmtMs(r.maxGapMs)],
   ])
   return { text, rows }
-}
-
-/** Opens a store in a fresh scratch directory, runs `use` on it, then closes it and deletes the directory. */
-async function inScratch(tag, open, use) {
-  const dir = tmpDir(tag)
-  const store = await open(dir)
-  try {
-    return await use(store)
-  } finally {
-    await store.close()
-    rm(dir)
-  }
 }
 
 /** The raw baseline: a blocking write + fdatasync loop of `rec` into a fresh file. */
@@ -303,6 +304,10 @@ export async function durable64(ctx) {
   target(ctx, W, 'segwal / lmdb', lm.opsPerSec && seg.opsPerSec / lm.opsPerSec, '>= 3x', seg.opsPerSec / lm.opsPerSec >= 3, 'x')
   target(ctx, W, 'segwal p99 / raw fdatasync p99', rw.p99 && seg.p99 / rw.p99, '<= 4x', seg.p99 / rw.p99 <= 4, 'x')
   target(ctx, W, 'max loop gap', seg.maxGapMs, '<= 5 ms', seg.maxGapMs <= 5, 'ms')
+  const limit = rw.p50 && 64 / (rw.p50 / 1000)
+  target(ctx, '#11.3 durable 64', 'segwal / (64 / raw 128 B write+fdatasync p50)', limit && seg.opsPerSec / limit, '>= 0.75', seg.opsPerSec / limit >= 0.75, 'x')
+  target(ctx, '#11.3 durable 64', 'segwal / lmdb', lm.opsPerSec && seg.opsPerSec / lm.opsPerSec, '>= 2x', seg.opsPerSec / lm.opsPerSec >= 2, 'x')
+  gapTarget(ctx, '#11.8 durable 64', seg)
   return {
     text: throughputTable('1. Durable: 64 concurrent appenders, 128 B records, acknowledged after fdatasync', rows),
     rows,
@@ -316,6 +321,8 @@ export async function durable1(ctx) {
   const [seg, rw] = rows
   target(ctx, '2 durable 1', 'segwal / raw write+fdatasync', rw.opsPerSec && seg.opsPerSec / rw.opsPerSec, '>= 0.9x', seg.opsPerSec / rw.opsPerSec >= 0.9, 'x')
   target(ctx, '2 durable 1', 'max loop gap', seg.maxGapMs, '<= 5 ms', seg.maxGapMs <= 5, 'ms')
+  target(ctx, '#11.4 durable 1', 'segwal / raw write+fdatasync', rw.opsPerSec && seg.opsPerSec / rw.opsPerSec, '>= 0.9x', seg.opsPerSec / rw.opsPerSec >= 0.9, 'x')
+  gapTarget(ctx, '#11.8 durable 1', seg)
   return { text: throughputTable('2. Durable: 1 appender awaiting each 128 B append', rows), rows }
 }
 
@@ -327,22 +334,7 @@ export async function buffered(ctx) {
   const R = P.round
   // Fire R operations without awaiting (one synchronous turn, left out of the loop-gap
   // figure and reported apart), await them all, repeat until the time box is over.
-  const rounds = async (fire) => {
-    let ops = 0
-    let fireMax = 0
-    const t0 = now()
-    const deadline = t0 + ms(P.timeBox)
-    do {
-      pauseGap()
-      const f0 = now()
-      const ps = fire()
-      fireMax = Math.max(fireMax, now() - f0)
-      resumeGap()
-      await ps
-      ops += R
-    } while (now() < deadline)
-    return { ops, bytes: ops * rec.length, seconds: (now() - t0) / 1000, extra: { fireMs: fireMax, text: `firing turn ${fmtMs(fireMax)}` } }
-  }
+  const rounds = (fire) => firedRounds(P.timeBox, R, rec.length, fire)
   const systems = [
     {
       name: 'segwal',
@@ -416,8 +408,17 @@ export async function buffered(ctx) {
       },
     },
   ]
+  systems.push({
+    name: 'V8 promise floor',
+    note: `no I/O: ${fmtNum(R)} distinct promises, each resolved with its own object (bench/floors.mjs)`,
+    run: () => rounds(() => promiseRound(R)),
+  })
   const rows = await interleave(systems, P.runs, ctx.log)
   const [seg, lm] = rows
+  const floor = rows.at(-1)
+  target(ctx, '#11.2 append() in flight', 'segwal / V8 promise floor', seg.opsPerSec / floor.opsPerSec, '>= 0.9x', seg.opsPerSec / floor.opsPerSec >= 0.9, 'x')
+  target(ctx, '#11.2 append() in flight', 'segwal / lmdb', lm.opsPerSec && seg.opsPerSec / lm.opsPerSec, '>= 1.0x', seg.opsPerSec / lm.opsPerSec >= 1, 'x')
+  gapTarget(ctx, '#11.8 buffered append', seg)
   target(ctx, '3 buffered append', 'segwal appends/s', seg.opsPerSec, '>= 2,000,000', seg.opsPerSec >= 2_000_000)
   target(ctx, '3 buffered append', 'segwal / lmdb', lm.opsPerSec && seg.opsPerSec / lm.opsPerSec, '>= 2x', seg.opsPerSec / lm.opsPerSec >= 2, 'x')
   target(ctx, '3 buffered append', 'max loop gap (firing turn excluded)', seg.maxGapMs, '<= 5 ms', seg.maxGapMs <= 5, 'ms')
@@ -959,6 +960,7 @@ export async function runChild(kind, args) {
     await wal.close()
     return { rss0, rssMax: max, heapDelta: heapFired - heap0, fireMs, seconds, n: args.n, size: args.size }
   }
+  if (kind === 'written') return writtenChild(args)
   throw new Error(`unknown child ${kind}`)
 }
 
@@ -1035,6 +1037,29 @@ export async function memory(ctx) {
     ['firing took', (r) => fmtMs(r.fireMs)],
     ['all resolved after', (r) => fmtMs(r.seconds * 1000)],
   ])
+  // Written records: write() x n, then one flush().
+  {
+    const res = []
+    for (let r = 0; r < P.memRuns; r++) {
+      const dir = tmpDir('mem-written')
+      try {
+        res.push(await child('written', { dir, n: P.inflight, size: 128 }))
+      } finally {
+        rm(dir)
+      }
+    }
+    const payloadBytes = P.inflight * 128
+    const delta = median(res.map((x) => x.rssMax - x.rss0))
+    rows.written = { n: P.inflight, size: 128, payloadBytes, rssDelta: delta, ratio: delta / payloadBytes, fireMs: median(res.map((x) => x.fireMs)), seconds: median(res.map((x) => x.seconds)) }
+    target(ctx, '#11.9 memory', `${fmtNum(P.inflight)} x 128 B via write() before one flush(): RSS growth / payload`, rows.written.ratio, '<= 1.5x', rows.written.ratio <= 1.5, 'x')
+    text += table(`10c. Memory: ${fmtNum(P.inflight)} x 128 B written with write(), then one flush() (fresh process, median of ${P.memRuns} run(s))`, [rows.written], [
+      ['payload bytes', (r) => fmtBytes(r.payloadBytes)],
+      ['RSS growth (max)', (r) => fmtBytes(r.rssDelta)],
+      ['growth / payload', (r) => r.ratio.toFixed(2) + 'x'],
+      ['writing took', (r) => fmtMs(r.fireMs)],
+      ['flushed after', (r) => fmtMs(r.seconds * 1000)],
+    ])
+  }
   if (ctx.shared.bigWal) {
     rm(ctx.shared.bigWal.dir)
     ctx.shared.bigWal = null
@@ -1130,6 +1155,7 @@ export const WORKLOADS = {
   durable64: { run: durable64, about: '1. durable, 64 concurrent appenders, 128 B' },
   durable1: { run: durable1, about: '2. durable, 1 appender awaiting each' },
   buffered: { run: buffered, about: "3. buffered append (sync 'none'), 128 B, many in flight" },
+  writes: { run: (ctx) => writes(ctx, target), about: "W. write() + one flush() (sync 'none'), 128 B, vs lmdb puts" },
   batch: { run: batch, about: '4. buffered appendBatch, 256 x 4 KiB' },
   read: { run: read, about: '5. for await over stream(): 128 B and 4 KiB records vs lmdb getRange' },
   batches: { run: readBatches, about: '5b. streamBatches() and stream(): 128 B and 4 KiB records vs lmdb getRange, idle floor' },

@@ -49,7 +49,11 @@ export interface NativeBinding {
   recovery(wal: WalHandle): number[]
   append(wal: WalHandle, partition: number, payload: Uint8Array): number
   appendString(wal: WalHandle, partition: number, payload: string): number
-  /** Writes each record's LSN, or -(k + 1) for the k-th returned error, to `lsns`. */
+  /**
+   * `lsns[i]`: 0 for an append, the LSN handed out for a write (staged only at
+   * that LSN). Overwritten with each record's LSN, or -(k + 1) for the k-th
+   * returned error.
+   */
   appendMany(
     wal: WalHandle,
     data: Uint8Array,
@@ -59,6 +63,13 @@ export interface NativeBinding {
     lsns: Float64Array,
   ): string[] | null
   appendBatch(wal: WalHandle, partition: number, parts: Uint8Array[]): number
+  /** A written record staged at once (large ones): its LSN. */
+  write(wal: WalHandle, partition: number, payload: Uint8Array): number
+  writeString(wal: WalHandle, partition: number, payload: string): number
+  /** The LSN the partition's next record gets. */
+  nextLsn(wal: WalHandle, partition: number): number
+  /** The largest payload of one record. */
+  maxPayload(wal: WalHandle): number
   sync(wal: WalHandle): Promise<void>
   truncateAfter(wal: WalHandle, partition: number, lsn: number): Promise<void>
   purgeBefore(wal: WalHandle, partition: number, minLsn: number): Promise<PurgeResult>
@@ -77,11 +88,15 @@ export interface NativeBinding {
 /** The loaded addon (this file compiles to `dist/binding.js`; the package root is one up). */
 export const native = nodeGypBuild(join(__dirname, '..')) as NativeBinding
 
-/** Ack event encoding (see `take_acks` in src/lib.rs): partition, kind, a, b, n. */
+/**
+ * Ack event encoding (see `take_acks` in src/acks.rs): partition, kind, count,
+ * bytes, n, then n positions. The event settles the partition's next `count`
+ * staged records (`bytes` of payload), in staging order.
+ */
 export const ACK_HEADER = 5
-/** Ack event kind: records acknowledged (a = through LSN, b = truncate generation). */
+/** Ack event kind: records acknowledged; positions of the single appends among them. */
 export const ACK_ACKED = 0
-/** Ack event kind: pending records failed (a = first failed LSN; error: next of takeAckErrors). */
+/** Ack event kind: records failed; error: the next of takeAckErrors. */
 export const ACK_FAILED = 1
 /** Numbers per acknowledged single append: lsn, segment, offset. */
 export const POSITION_WIDTH = 3

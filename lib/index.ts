@@ -8,11 +8,12 @@
  * for await (const rec of wal.stream(1, { fromLsn: lsn })) console.log(rec.lsn, rec.payload.toString())
  * ```
  */
-import { ACK_ACKED, ACK_HEADER, POSITION_WIDTH, native, type ReaderHandle, type WalHandle } from './binding'
-import { WalError, closedError, fromDetail, invalidArgument, toWalError } from './errors'
-import { PendingQueue, type AppendResult, type BatchResult, type Reject, type Resolve } from './pending'
+import { native, type ReaderHandle, type WalHandle } from './binding'
+import { closedError, invalidArgument, toWalError } from './errors'
+import type { AppendResult, BatchResult } from './pending'
 import { OpenStreams, type BatchReader } from './reader'
 import { BatchStream, RecordStream, maxBytesOf, type BatchStreamOptions, type StreamHost, type StreamOptions, type StreamStart, type WalBatchStream, type WalRecord, type WalStream } from './stream'
+import { Writes, isDetached, type Payload } from './writes'
 import type { PurgeResult, SegmentInfo, WalStats } from './types'
 
 export { WalError } from './errors'
@@ -20,6 +21,7 @@ export type { WalErrorCode, WalErrorDetails } from './errors'
 export type { AppendResult, BatchResult } from './pending'
 export type { BatchStreamOptions, RecordBatch, StreamOptions, WalBatchStream, WalRecord, WalStream } from './stream'
 export type { PartitionStats, PurgeResult, SegmentInfo, WalStats } from './types'
+export type { Payload } from './writes'
 
 /** Options of {@link Wal.open}. */
 export interface WalOptions {
@@ -46,41 +48,13 @@ export interface Truncation {
   truncatedBytes: number
 }
 
-/** A payload: bytes, or a string stored as UTF-8. */
-export type Payload = Buffer | Uint8Array | string
-
 const MIN_SEGMENT_SIZE = 1024
 const MAX_SEGMENT_SIZE = 4 * 1024 * 1024 * 1024
 const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024
 const MAX_PARTITION = 65535
 /** The longest sync interval: setTimeout's limit (about 24.8 days). */
 const MAX_INTERVAL_MS = 2147483647
-/**
- * Payloads up to this size are staged: copied into one buffer and handed to
- * the engine in one crossing per tick (or when the buffer fills). Larger ones
- * cross on their own, after the staged ones.
- */
-const STAGE_MAX_RECORD = 64 * 1024
-const STAGE_BYTES = 1024 * 1024
-const STAGE_RECORDS = 8192
-/** Promises resolved per event-loop turn at most; the rest of an ack group waits a turn. */
-const ACK_SLICE = 16384
-/** Initial size of the array acks are copied into (grows on demand). */
-const ACK_BUFFER_NUMBERS = 1 << 14
-
 const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
-
-// One executor for every append promise: it parks the resolvers here so that
-// append() allocates no closure of its own.
-let parkedResolve: Resolve | undefined
-let parkedReject: Reject | undefined
-function parkResolvers(resolve: Resolve, reject: Reject): void {
-  parkedResolve = resolve
-  parkedReject = reject
-}
-function newPending<T extends AppendResult | BatchResult>(): Promise<T> {
-  return new Promise<T>(parkResolvers as (resolve: (value: T) => void, reject: Reject) => void)
-}
 
 function checkPartition(partition: unknown): number {
   if (typeof partition !== 'number' || !Number.isInteger(partition) || partition < 0 || partition > MAX_PARTITION) {
@@ -94,17 +68,6 @@ function checkLsn(value: unknown, name: string): number {
     throw invalidArgument(name, 'a non-negative safe integer', value)
   }
   return value
-}
-
-/** True for a typed array whose buffer was transferred away (reads as empty). */
-function isDetached(bytes: Uint8Array): boolean {
-  if (bytes.byteLength !== 0) return false
-  try {
-    new Uint8Array(bytes.buffer, 0, 0)
-    return false
-  } catch {
-    return true
-  }
 }
 
 function checkPayload(payload: unknown, name: string): Uint8Array | string {
@@ -194,36 +157,11 @@ function rejected<T>(e: unknown): Promise<T> {
 export class Wal implements AsyncDisposable {
   readonly #handle: WalHandle
   readonly #recovery: ReadonlyArray<Readonly<Truncation>>
-  /** Pending appends per partition. */
-  readonly #queues = new Map<number, PendingQueue>()
-  /** Truncates per partition since open (the engine's ack generations). */
-  readonly #generations = new Map<number, number>()
-  /** Appends in flight, all partitions. */
-  #inFlight = 0
-  #acks = new Float64Array(ACK_BUFFER_NUMBERS)
-  /** The part of `#acks` not processed yet (see `#onAcks`). */
-  #ackAt = 0
-  #ackEnd = 0
-  #ackResume = false
-  /** Errors of failed ack events not consumed yet (same order as the events). */
-  #ackErrors: string[] = []
+  /** Staging, acks, flush() and pendingBytes. */
+  readonly #writes: Writes
   /** Follow streams waiting for an ack, per partition. */
   #waiters = new Map<number, Set<() => void>>()
   readonly #streams = new OpenStreams()
-  // Appends of this tick not yet handed to the engine (see STAGE_MAX_RECORD).
-  readonly #stageData = Buffer.allocUnsafe(STAGE_BYTES)
-  #stageBytes = 0
-  #stageCount = 0
-  readonly #stageLengths = new Uint32Array(STAGE_RECORDS)
-  readonly #stagePartitions = new Uint16Array(STAGE_RECORDS)
-  readonly #stageLsns = new Float64Array(STAGE_RECORDS)
-  readonly #stageResolvers = new Array<Resolve | undefined>(STAGE_RECORDS)
-  readonly #stageRejecters = new Array<Reject | undefined>(STAGE_RECORDS)
-  #flushQueued = false
-  readonly #flushTask = (): void => {
-    this.#flushQueued = false
-    this.#flush()
-  }
   #closed = false
   #closing: Promise<void> | undefined
   readonly #host: StreamHost
@@ -236,7 +174,8 @@ export class Wal implements AsyncDisposable {
       recovery.push(Object.freeze({ partition: r[i]!, segment: r[i + 1]!, truncatedBytes: r[i + 2]! }))
     }
     this.#recovery = Object.freeze(recovery)
-    native.setNotifier(handle, () => this.#onAcks())
+    this.#writes = new Writes(handle, (partition) => this.#wake(partition))
+    native.setNotifier(handle, () => this.#writes.onAcks())
     this.#host = this.#makeHost()
   }
 
@@ -276,39 +215,40 @@ export class Wal implements AsyncDisposable {
    */
   append(partition: number, payload: Payload): Promise<AppendResult> {
     if (this.#closed) return rejected(closedError())
-    let length: number
     try {
       checkPartition(partition)
-      if (typeof payload === 'string') {
-        const worst = payload.length * 3
-        if (worst > STAGE_MAX_RECORD) return this.#appendDirect(partition, payload)
-        if (this.#stageBytes + worst > STAGE_BYTES || this.#stageCount === STAGE_RECORDS) this.#flush()
-        length = this.#stageData.write(payload, this.#stageBytes, 'utf8')
-      } else if (payload instanceof Uint8Array) {
-        length = payload.byteLength
-        if (length === 0 && isDetached(payload)) throw invalidArgument('payload', 'not detached', payload)
-        if (length > STAGE_MAX_RECORD) return this.#appendDirect(partition, payload)
-        if (this.#stageBytes + length > STAGE_BYTES || this.#stageCount === STAGE_RECORDS) this.#flush()
-        this.#stageData.set(payload, this.#stageBytes)
-      } else {
-        throw invalidArgument('payload', 'a Buffer, Uint8Array or string', payload)
-      }
     } catch (e) {
       return rejected(e)
     }
-    const i = this.#stageCount++
-    this.#stageBytes += length
-    this.#stageLengths[i] = length
-    this.#stagePartitions[i] = partition
-    const promise = newPending<AppendResult>()
-    this.#stageResolvers[i] = parkedResolve
-    this.#stageRejecters[i] = parkedReject
-    if (this.#inFlight++ === 0) native.setRef(this.#handle, true)
-    if (!this.#flushQueued) {
-      this.#flushQueued = true
-      queueMicrotask(this.#flushTask)
-    }
-    return promise
+    return this.#writes.append(partition, payload)
+  }
+
+  /**
+   * Stages one record and returns its LSN at once, with no promise: it is
+   * acknowledged exactly as an `append()` made now would be. Argument errors,
+   * `WAL_RECORD_TOO_LARGE` and `WAL_CLOSED` are thrown; so is a failure of the
+   * partition until a {@link Wal.flush} has reported it. The payload is copied
+   * before write() returns.
+   */
+  write(partition: number, payload: Payload): number {
+    if (this.#closed) throw closedError()
+    checkPartition(partition)
+    return this.#writes.write(partition, payload)
+  }
+
+  /**
+   * Settles once every record written or appended before the call is
+   * acknowledged or failed. Rejects with the first failure among them that no
+   * earlier flush() reported (it counts as reported from then on).
+   */
+  flush(): Promise<void> {
+    if (this.#closed) return rejected(closedError())
+    return this.#writes.flush()
+  }
+
+  /** Payload bytes (strings as UTF-8) written or appended, neither acknowledged nor failed; 0 once closed. */
+  get pendingBytes(): number {
+    return this.#closed ? 0 : this.#writes.pendingBytes
   }
 
   /**
@@ -316,34 +256,29 @@ export class Wal implements AsyncDisposable {
    * it is there or none), with consecutive LSNs.
    */
   appendBatch(partition: number, payloads: Payload[]): Promise<BatchResult> {
-    let first: number
-    let count: number
+    let parts: Uint8Array[]
     try {
       if (this.#closed) throw closedError()
       checkPartition(partition)
       if (!Array.isArray(payloads) || payloads.length === 0) throw invalidArgument('payloads', 'a non-empty array', payloads)
-      count = payloads.length
+      const count = payloads.length
       // The engine copies each part straight from here: no joined buffer.
-      const parts = new Array<Uint8Array>(count)
+      parts = new Array<Uint8Array>(count)
       for (let i = 0; i < count; i++) {
         const p = checkPayload(payloads[i], `payloads[${i}]`)
         parts[i] = typeof p === 'string' ? Buffer.from(p, 'utf8') : p
       }
-      this.#flush()
-      first = native.appendBatch(this.#handle, partition, parts)
     } catch (e) {
       return rejected(e)
     }
-    const promise = newPending<BatchResult>()
-    this.#enqueue(partition, first, first + count - 1)
-    return promise
+    return this.#writes.appendBatch(partition, parts)
   }
 
   /** Makes everything appended so far durable (useful with `sync: 'none'`). */
   sync(): Promise<void> {
     if (this.#closed) return rejected(closedError())
     try {
-      this.#flush()
+      this.#writes.stage()
       return native.sync(this.#handle).catch(rejected<void>)
     } catch (e) {
       return rejected(e)
@@ -408,7 +343,7 @@ export class Wal implements AsyncDisposable {
       if (this.#closed) throw closedError()
       checkPartition(partition)
       checkLsn(minLsn, 'minLsn')
-      this.#flush()
+      this.#writes.stage()
       return native.purgeBefore(this.#handle, partition, minLsn).catch(rejected<PurgeResult>)
     } catch (e) {
       return rejected(e)
@@ -424,9 +359,9 @@ export class Wal implements AsyncDisposable {
       if (this.#closed) throw closedError()
       checkPartition(partition)
       checkLsn(lsn, 'lsn')
-      this.#flush()
+      this.#writes.stage()
       const done = native.truncateAfter(this.#handle, partition, lsn)
-      this.#generations.set(partition, (this.#generations.get(partition) ?? 0) + 1)
+      this.#writes.forgetNextLsn(partition)
       // Before the caller resumes: from then on no stream yields a removed record.
       return done.then(() => this.#streams.truncated(partition, lsn), rejected<void>)
     } catch (e) {
@@ -437,7 +372,7 @@ export class Wal implements AsyncDisposable {
   /** Known partitions, ascending. */
   partitions(): number[] {
     if (this.#closed) throw closedError()
-    this.#flush()
+    this.#writes.stage()
     try {
       return native.partitions(this.#handle)
     } catch (e) {
@@ -449,7 +384,7 @@ export class Wal implements AsyncDisposable {
   segments(partition: number): SegmentInfo[] {
     if (this.#closed) throw closedError()
     checkPartition(partition)
-    this.#flush()
+    this.#writes.stage()
     try {
       return native.segments(this.#handle, partition)
     } catch (e) {
@@ -460,7 +395,7 @@ export class Wal implements AsyncDisposable {
   /** Counters since open and per-partition totals. */
   stats(): WalStats {
     if (this.#closed) throw closedError()
-    this.#flush()
+    this.#writes.stage()
     try {
       return native.stats(this.#handle)
     } catch (e) {
@@ -475,7 +410,7 @@ export class Wal implements AsyncDisposable {
    */
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing
-    this.#flush()
+    this.#writes.stage()
     this.#closed = true
     for (const stream of [...this.#streams]) stream.interrupt()
     this.#wakeAll()
@@ -494,162 +429,10 @@ export class Wal implements AsyncDisposable {
     } catch (e) {
       throw toWalError(e)
     } finally {
-      this.#onAcks(true)
-      if (this.#inFlight > 0) {
-        const err = closedError()
-        for (const queue of this.#queues.values()) this.#inFlight -= queue.failAll(err)
-      }
+      this.#writes.close(closedError())
       native.releaseNotifier(this.#handle)
       this.#wakeAll()
     }
-  }
-
-  /** A large payload: crosses on its own, after the staged appends. */
-  #appendDirect(partition: number, payload: Uint8Array | string): Promise<AppendResult> {
-    let lsn: number
-    try {
-      this.#flush()
-      lsn =
-        typeof payload === 'string'
-          ? native.appendString(this.#handle, partition, payload)
-          : native.append(this.#handle, partition, payload)
-    } catch (e) {
-      return rejected(e)
-    }
-    const promise = newPending<AppendResult>()
-    this.#enqueue(partition, 0, lsn)
-    return promise
-  }
-
-  /** Hands the staged appends to the engine (one crossing) and queues them for their acks. */
-  #flush(): void {
-    const n = this.#stageCount
-    if (n === 0) return
-    this.#stageCount = 0
-    this.#stageBytes = 0
-    const lsns = this.#stageLsns
-    const resolvers = this.#stageResolvers
-    const rejecters = this.#stageRejecters
-    let errors: string[] | null
-    try {
-      errors = native.appendMany(this.#handle, this.#stageData, this.#stageLengths, this.#stagePartitions, n, lsns)
-    } catch (e) {
-      const err = toWalError(e)
-      for (let i = 0; i < n; i++) {
-        const reject = rejecters[i]!
-        resolvers[i] = undefined
-        rejecters[i] = undefined
-        reject(err)
-      }
-      this.#settled(n)
-      return
-    }
-    const partitions = this.#stagePartitions
-    let failed = 0
-    let queue: PendingQueue | undefined
-    let queued = -1
-    let generation = 0
-    for (let i = 0; i < n; i++) {
-      const resolve = resolvers[i]!
-      const reject = rejecters[i]!
-      resolvers[i] = undefined
-      rejecters[i] = undefined
-      const lsn = lsns[i]!
-      if (lsn < 0) {
-        failed++
-        const detail = errors?.[-lsn - 1]
-        reject(detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail))
-        continue
-      }
-      const partition = partitions[i]!
-      if (partition !== queued) {
-        queue = this.#queue(partition)
-        queued = partition
-        generation = this.#generations.get(partition) ?? 0
-      }
-      queue!.push(0, lsn, generation, resolve, reject)
-    }
-    if (failed > 0) this.#settled(failed)
-  }
-
-  /** `count` appends left the in-flight set without an ack. */
-  #settled(count: number): void {
-    this.#inFlight -= count
-    if (this.#inFlight === 0 && !this.#closed) native.setRef(this.#handle, false)
-  }
-
-  #queue(partition: number): PendingQueue {
-    let queue = this.#queues.get(partition)
-    if (queue === undefined) {
-      queue = new PendingQueue()
-      this.#queues.set(partition, queue)
-    }
-    return queue
-  }
-
-  #enqueue(partition: number, first: number, last: number): void {
-    this.#queue(partition).push(first, last, this.#generations.get(partition) ?? 0, parkedResolve!, parkedReject!)
-    if (this.#inFlight++ === 0) native.setRef(this.#handle, true)
-  }
-
-  /** The notifier: takes every ack the engine has and settles the appends. */
-  #onAcks(all = false): void {
-    const handle = this.#handle
-    // Resolving a huge group at once would hold the event loop for tens of
-    // milliseconds; past this many promises the rest waits for the next turn.
-    let budget = all ? Infinity : ACK_SLICE
-    for (;;) {
-      if (this.#ackAt >= this.#ackEnd) {
-        let n: number
-        try {
-          n = native.takeAcks(handle, this.#acks)
-        } catch {
-          return
-        }
-        if (n < 0) {
-          this.#acks = new Float64Array(Math.max(-n, this.#acks.length * 2))
-          continue
-        }
-        if (n === 0) break
-        this.#ackAt = 0
-        this.#ackEnd = n
-      }
-      if (budget <= 0) {
-        if (!this.#ackResume) {
-          this.#ackResume = true
-          setImmediate(() => {
-            this.#ackResume = false
-            this.#onAcks()
-          })
-        }
-        return
-      }
-      const acks = this.#acks
-      const partition = acks[this.#ackAt]!
-      const kind = acks[this.#ackAt + 1]!
-      const a = acks[this.#ackAt + 2]!
-      const generation = acks[this.#ackAt + 3]!
-      const count = acks[this.#ackAt + 4]!
-      const positions = this.#ackAt + ACK_HEADER
-      this.#ackAt = positions + count * POSITION_WIDTH
-      const queue = this.#queues.get(partition)
-      if (kind === ACK_ACKED) {
-        if (queue !== undefined && queue.size > 0) {
-          const resolved = queue.ack(a, generation, acks, positions, count)
-          this.#inFlight -= resolved
-          budget -= resolved
-        }
-      } else {
-        if (this.#ackErrors.length === 0) this.#ackErrors = native.takeAckErrors(handle)
-        const detail = this.#ackErrors.shift()
-        const err = detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail)
-        // Every append of the partition not acknowledged by an earlier event failed,
-        // whatever its LSN (appends made after a truncate have lower ones).
-        if (queue !== undefined) this.#inFlight -= queue.failAll(err)
-      }
-      this.#wake(partition)
-    }
-    if (this.#inFlight === 0 && !this.#closed) native.setRef(handle, false)
   }
 
   #wake(partition: number): void {

@@ -1,6 +1,10 @@
 /**
- * Appends waiting for their durability ack, per partition: a ring buffer of
- * parallel arrays (no object per entry), popped in order as acks arrive.
+ * One partition's records that are neither acknowledged nor failed, in the
+ * order they were staged: a ring buffer of parallel arrays (no object per
+ * record; consecutive `write()` records share one entry). The engine's ack
+ * events settle the next `count` staged records of a partition, so popping in
+ * order is all that matching an event to its records takes: no LSN is
+ * compared (LSNs are handed out again after a truncate or a failure).
  */
 import type { WalError } from './errors'
 
@@ -29,127 +33,310 @@ export type Resolve = (value: AppendResult | BatchResult) => void
 /** Rejects an append's promise. */
 export type Reject = (reason: WalError) => void
 
-const INITIAL_CAPACITY = 64
+/** One failure of a partition, as `flush()` reports it (once). */
+export interface Failure {
+  readonly error: WalError
+  readonly partition: number
+  /** Creation order, shared with flush calls: a failure older than a flush concerns it. */
+  readonly seq: number
+  /** Index (in the partition's staging order) of its first failed record; Infinity until known. */
+  firstIndex: number
+  reported: boolean
+}
 
-/** The pending appends of one partition, in call order. */
-export class PendingQueue {
-  /** Single append: its LSN. Batch: its last LSN. */
-  private last = new Float64Array(INITIAL_CAPACITY)
-  /** Single append: 0. Batch: its first LSN. */
+/** Why the engine refused a record (its `Failure` is found when the record's turn comes). */
+export interface Refusal {
+  readonly error: WalError
+  /** The engine's encoded error: a refusal repeats the failure that caused it. */
+  readonly detail: string
+}
+
+/** Entry kinds. */
+const APPEND = 0
+const BATCH = 1
+const WRITES = 2
+const REFUSED = 3
+
+/** An ack event not processed yet (events of a partition are processed in order). */
+export interface AckEventRef {
+  failed: boolean
+  /** Engine records the event still settles. */
+  count: number
+  /** The buffer it was taken into, and its positions of single appends still to use. */
+  buf: Float64Array
+  pos: number
+  failure: Failure | undefined
+}
+
+/** Called when records leave the partition: the owner keeps totals. */
+export interface SettleSink {
+  settled(records: number): void
+  /** A failure for refused records whose partition has no unreported failure to join. */
+  newFailure(partition: number, error: WalError, firstIndex: number): Failure
+}
+
+const INITIAL_CAPACITY = 16
+
+/** Everything the facade tracks for one partition's writes. */
+export class PartitionWrites {
+  readonly partition: number
+  /** LSN the next staged record gets, as far as the facade knows; 0 = ask the engine. */
+  nextLsn = 0
+  /** Records staged so far (each gets the next index), and records settled so far. */
+  issued = 0
+  settled = 0
+  /** Failures of this partition no `flush()` has reported: `write()` throws the first. */
+  readonly unreported: Failure[] = []
+  /** The last failure an event settled (refused records join it while it is unreported). */
+  lastFailure: Failure | undefined
+  /** Ack events taken, not processed yet, oldest first. */
+  readonly events: AckEventRef[] = []
+  /** Flushes waiting for `settled` to reach their target, in target order. */
+  readonly waiting: Array<{ target: number; done: () => void }> = []
+  /** In the owner's set of partitions with records in flight. */
+  listed = false
+
+  private kind = new Uint8Array(INITIAL_CAPACITY)
+  /** Records of the entry not settled yet (the engine staged them all, unless REFUSED). */
+  private records = new Float64Array(INITIAL_CAPACITY)
+  /** Batch: its first LSN (the last is first + records - 1). */
   private first = new Float64Array(INITIAL_CAPACITY)
-  /** The partition's truncate generation when the append was made. */
-  private generation = new Float64Array(INITIAL_CAPACITY)
-  private resolvers: Array<Resolve | undefined> = new Array<Resolve | undefined>(INITIAL_CAPACITY)
-  private rejecters: Array<Reject | undefined> = new Array<Reject | undefined>(INITIAL_CAPACITY)
+  private resolvers = new Array<Resolve | undefined>(INITIAL_CAPACITY)
+  private rejecters = new Array<Reject | undefined>(INITIAL_CAPACITY)
+  private refusals = new Array<Refusal | undefined>(INITIAL_CAPACITY)
   private head = 0
   private mask = INITIAL_CAPACITY - 1
-  /** Number of pending entries. */
-  size = 0
+  /** Entries in the ring. */
+  private size = 0
 
-  /**
-   * Queues an append: `first` is 0 for a single append, else the batch's
-   * first LSN; `generation` counts the partition's truncates before it.
-   */
-  push(first: number, last: number, generation: number, resolve: Resolve, reject: Reject): void {
-    if (this.size > this.mask) this.grow()
-    const i = (this.head + this.size) & this.mask
-    this.first[i] = first
-    this.generation[i] = generation
-    this.last[i] = last
+  constructor(partition: number) {
+    this.partition = partition
+  }
+
+  /** True while records of this partition are neither acknowledged nor failed. */
+  get busy(): boolean {
+    return this.size > 0
+  }
+
+  /** A single append the engine staged. */
+  pushAppend(resolve: Resolve, reject: Reject): void {
+    const i = this.slot(APPEND, 1)
     this.resolvers[i] = resolve
     this.rejecters[i] = reject
-    this.size++
+  }
+
+  /** A batch the engine staged. */
+  pushBatch(first: number, last: number, resolve: Resolve, reject: Reject): void {
+    const i = this.slot(BATCH, last - first + 1)
+    this.first[i] = first
+    this.resolvers[i] = resolve
+    this.rejecters[i] = reject
+  }
+
+  /** `n` written records the engine staged (joins the previous entry if it is one). */
+  pushWrites(n: number): void {
+    if (this.size > 0) {
+      const t = (this.head + this.size - 1) & this.mask
+      if (this.kind[t] === WRITES) {
+        this.records[t]! += n
+        return
+      }
+    }
+    this.slot(WRITES, n)
+  }
+
+  /** Records the engine refused: they fail when their turn comes (after every record before them). */
+  pushRefused(refusal: Refusal, resolve: Resolve | undefined, reject: Reject | undefined): void {
+    if (resolve === undefined && this.size > 0) {
+      const t = (this.head + this.size - 1) & this.mask
+      if (this.kind[t] === REFUSED && this.resolvers[t] === undefined && this.refusals[t]!.detail === refusal.detail) {
+        this.records[t]! += 1
+        return
+      }
+    }
+    const i = this.slot(REFUSED, 1)
+    this.refusals[i] = refusal
+    this.resolvers[i] = resolve
+    this.rejecters[i] = reject
   }
 
   /**
-   * Resolves, oldest first, every entry of an earlier truncate generation
-   * (a truncate commits what came before it) and every entry of `generation`
-   * whose (last) LSN is at most `through`. `acks[at ..]` holds `count`
-   * positions `lsn, segment, offset` of single appends in LSN order.
-   * Returns how many entries it resolved.
+   * The last `records.length` records pushed (this tick's, in order; none crossed yet)
+   * again, with the engine's refusals in place.
    */
-  ack(through: number, generation: number, acks: Float64Array, at: number, count: number): number {
-    const end = at + count * 3
-    let p = at
-    let resolved = 0
-    while (this.size > 0) {
-      const i = this.head
-      const last = this.last[i]!
-      const g = this.generation[i]!
-      if (g > generation || (g === generation && last > through)) break
-      const resolve = this.resolvers[i]!
-      const first = this.first[i]!
-      this.resolvers[i] = undefined
-      this.rejecters[i] = undefined
-      this.head = (i + 1) & this.mask
-      this.size--
-      resolved++
-      if (first === 0) {
-        while (p < end && acks[p]! < last) p += 3
-        if (p < end && acks[p] === last) {
-          resolve({ lsn: last, segment: acks[p + 1]!, offset: acks[p + 2]! })
-          p += 3
-        } else {
-          resolve({ lsn: last, segment: NaN, offset: NaN })
+  refuseTail(records: ReadonlyArray<{ write: boolean; refusal: Refusal | undefined }>): void {
+    const appends: Array<[Resolve, Reject]> = []
+    for (let k = records.length - 1; k >= 0; k--) {
+      const t = (this.head + this.size - 1) & this.mask
+      if (records[k]!.write) {
+        this.records[t]! -= 1
+        if (this.records[t] === 0) this.popTail(t)
+      } else {
+        appends.push([this.resolvers[t]!, this.rejecters[t]!])
+        this.popTail(t)
+      }
+    }
+    for (const r of records) {
+      const resolvers = r.write ? undefined : appends.pop()
+      if (r.refusal !== undefined) this.pushRefused(r.refusal, resolvers?.[0], resolvers?.[1])
+      else if (resolvers === undefined) this.pushWrites(1)
+      else this.pushAppend(resolvers[0], resolvers[1])
+    }
+  }
+
+  private popTail(t: number): void {
+    this.resolvers[t] = undefined
+    this.rejecters[t] = undefined
+    this.refusals[t] = undefined
+    this.size--
+  }
+
+  /**
+   * Settles records with the events taken, oldest first, until `budget`
+   * promises are settled (a run of written records costs one). Returns what
+   * it spent.
+   */
+  process(budget: number, sink: SettleSink): number {
+    let spent = this.drainRefused(sink)
+    while (spent < budget && this.events.length > 0) {
+      const ev = this.events[0]!
+      // Records the engine refused because of this failure come right after its own.
+      if (ev.failed) this.lastFailure = ev.failure
+      while (ev.count > 0 && spent < budget) {
+        if (this.size === 0) {
+          // The engine settled records the facade never staged: nothing to pop.
+          ev.count = 0
+          break
         }
-      } else {
-        resolve({ firstLsn: first, lastLsn: last, count: last - first + 1 })
+        spent += this.settleHead(ev, sink)
+        spent += this.drainRefused(sink)
       }
+      if (ev.count > 0) break
+      this.events.shift()
+      spent += this.drainRefused(sink)
     }
-    return resolved
+    return spent
   }
 
-  /** Rejects every entry whose (last) LSN is at least `firstFailed`. Returns how many. */
-  fail(firstFailed: number, err: WalError): number {
-    const keep: Array<[number, number, number, Resolve, Reject]> = []
-    let rejected = 0
+  /** Fails every entry (at close). Returns how many records. */
+  failAll(err: WalError): number {
+    let n = 0
     while (this.size > 0) {
       const i = this.head
-      const last = this.last[i]!
-      const first = this.first[i]!
-      const generation = this.generation[i]!
-      const resolve = this.resolvers[i]!
-      const reject = this.rejecters[i]!
-      this.resolvers[i] = undefined
-      this.rejecters[i] = undefined
-      this.head = (i + 1) & this.mask
-      this.size--
-      if (last >= firstFailed) {
-        rejected++
-        reject(err)
-      } else {
-        keep.push([first, last, generation, resolve, reject])
-      }
+      n += this.records[i]!
+      this.rejecters[i]?.(err)
+      this.pop(i)
     }
-    for (const [first, last, generation, resolve, reject] of keep) this.push(first, last, generation, resolve, reject)
-    return rejected
+    this.events.length = 0
+    this.settled += n
+    return n
   }
 
-  /** Rejects everything. Returns how many. */
-  failAll(err: WalError): number {
-    return this.fail(-Infinity, err)
+  /** Settles (part of) the head entry with `ev`; returns the promises it settled. */
+  private settleHead(ev: AckEventRef, sink: SettleSink): number {
+    const i = this.head
+    const kind = this.kind[i]!
+    if (kind === WRITES) {
+      const n = Math.min(this.records[i]!, ev.count)
+      if (ev.failed) this.noteFailed(ev.failure!)
+      ev.count -= n
+      this.records[i]! -= n
+      this.settled += n
+      sink.settled(n)
+      if (this.records[i] === 0) this.pop(i)
+      return 1
+    }
+    const n = this.records[i]!
+    ev.count -= n
+    const resolve = this.resolvers[i]!
+    const reject = this.rejecters[i]!
+    if (ev.failed) {
+      this.noteFailed(ev.failure!)
+      this.pop(i)
+      reject(ev.failure!.error)
+    } else if (kind === APPEND) {
+      const b = ev.buf
+      const p = ev.pos
+      ev.pos += 3
+      this.pop(i)
+      resolve({ lsn: b[p]!, segment: b[p + 1]!, offset: b[p + 2]! })
+    } else {
+      const first = this.first[i]!
+      this.pop(i)
+      resolve({ firstLsn: first, lastLsn: first + n - 1, count: n })
+    }
+    this.settled += n
+    sink.settled(n)
+    return 1
+  }
+
+  /** Fails refused entries at the head: they join the partition's failure that caused them. */
+  private drainRefused(sink: SettleSink): number {
+    let spent = 0
+    while (this.size > 0 && this.kind[this.head] === REFUSED) {
+      const i = this.head
+      const refusal = this.refusals[i]!
+      const n = this.records[i]!
+      let failure = this.lastFailure
+      if (failure === undefined || failure.reported || failure.error.message !== refusal.error.message) {
+        failure = sink.newFailure(this.partition, refusal.error, this.settled)
+        this.lastFailure = failure
+      }
+      this.noteFailed(failure)
+      const reject = this.rejecters[i]
+      this.pop(i)
+      reject?.(failure.error)
+      this.settled += n
+      sink.settled(n)
+      spent++
+    }
+    return spent
+  }
+
+  private noteFailed(failure: Failure): void {
+    if (this.settled < failure.firstIndex) failure.firstIndex = this.settled
+  }
+
+  private slot(kind: number, records: number): number {
+    if (this.size > this.mask) this.grow()
+    const i = (this.head + this.size) & this.mask
+    this.kind[i] = kind
+    this.records[i] = records
+    this.size++
+    return i
+  }
+
+  private pop(i: number): void {
+    this.resolvers[i] = undefined
+    this.rejecters[i] = undefined
+    this.refusals[i] = undefined
+    this.head = (i + 1) & this.mask
+    this.size--
   }
 
   private grow(): void {
     const capacity = (this.mask + 1) * 2
-    const last = new Float64Array(capacity)
+    const kind = new Uint8Array(capacity)
+    const records = new Float64Array(capacity)
     const first = new Float64Array(capacity)
-    const generation = new Float64Array(capacity)
     const resolvers = new Array<Resolve | undefined>(capacity)
     const rejecters = new Array<Reject | undefined>(capacity)
+    const refusals = new Array<Refusal | undefined>(capacity)
     for (let k = 0; k < this.size; k++) {
       const i = (this.head + k) & this.mask
-      last[k] = this.last[i]!
+      kind[k] = this.kind[i]!
+      records[k] = this.records[i]!
       first[k] = this.first[i]!
-      generation[k] = this.generation[i]!
       resolvers[k] = this.resolvers[i]
       rejecters[k] = this.rejecters[i]
+      refusals[k] = this.refusals[i]
     }
-    this.last = last
+    this.kind = kind
+    this.records = records
     this.first = first
-    this.generation = generation
     this.resolvers = resolvers
     this.rejecters = rejecters
+    this.refusals = refusals
     this.head = 0
     this.mask = capacity - 1
   }

@@ -12,14 +12,9 @@ use segwal_core as core;
 use crate::errors::{error_json, guard, internal_error};
 use crate::{lock, WalHandle};
 
-/// Numbers per ack event header in [`take_acks`]: partition, kind, a, b,
-/// position count.
-const ACK_HEADER: usize = 5;
-/// Ack event kinds.
+/// Ack event kinds (see [`take_acks`]).
 const ACK_ACKED: f64 = 0.0;
 const ACK_FAILED: f64 = 1.0;
-/// Numbers per acknowledged single append: lsn, segment, offset.
-const POSITION_WIDTH: usize = 3;
 
 /// The notifier: a weak (unref'd) threadsafe function calling the facade's
 /// ack callback with no arguments.
@@ -95,16 +90,17 @@ pub fn release_notifier(handle: &External<WalHandle>) -> Result<()> {
     })
 }
 
-/// Copies pending ack events into `out` and returns how many numbers it
-/// wrote; 0 means no more news. An event is never split: when the next one
-/// does not fit at all, returns minus the size `out` needs.
+/// Copies every pending ack event into `out` and returns how many numbers it
+/// wrote; 0 means no news. All or nothing: when they do not fit, returns minus
+/// the size `out` needs (the facade learns of every failure the engine has let
+/// go of in the same call, so it never hands out an LSN the engine reused).
 ///
-/// Encoding, per event: `partition, kind, a, b, n` then `n` times `lsn,
-/// segment, offset`.
-/// - kind 0, acknowledged: `a` = through LSN, `b` = truncate generation of
-///   the appends, `n` positions of single appends in LSN order;
-/// - kind 1, failed: `a` = first failed LSN, `b` = 0, `n` = 0; its error is
-///   the next one of `takeAckErrors()` (same order as the failed events).
+/// Encoding, per event: `partition, kind, count, bytes, n` then `n` times
+/// `lsn, segment, offset`. The event settles the partition's next `count`
+/// staged records (`bytes` of payload), in staging order:
+/// - kind 0, acknowledged: `n` positions of the single appends among them;
+/// - kind 1, failed: `n` = 0; its error is the next one of `takeAckErrors()`
+///   (same order as the failed events).
 #[napi]
 pub fn take_acks(handle: &External<WalHandle>, mut out: Float64ArraySlice) -> Result<i32> {
     // SAFETY: the facade's own array, not shared with another thread, and only
@@ -121,44 +117,39 @@ pub fn take_acks(handle: &External<WalHandle>, mut out: Float64ArraySlice) -> Re
                 for event in ack.events {
                     match event {
                         core::AckEvent::Acked {
-                            through_lsn,
+                            count,
+                            bytes,
                             positions,
-                            generation,
+                            ..
                         } => {
                             staged.extend_from_slice(&[
                                 partition,
                                 ACK_ACKED,
-                                through_lsn as f64,
-                                generation as f64,
+                                count as f64,
+                                bytes as f64,
                                 positions.len() as f64,
                             ]);
                             for p in &positions {
                                 staged.extend_from_slice(&[p.lsn as f64, p.segment as f64, p.offset as f64]);
                             }
                         }
-                        core::AckEvent::Failed { first_lsn, error } => {
-                            staged.extend_from_slice(&[partition, ACK_FAILED, first_lsn as f64, 0.0, 0.0]);
+                        core::AckEvent::Failed {
+                            count, bytes, error, ..
+                        } => {
+                            staged.extend_from_slice(&[partition, ACK_FAILED, count as f64, bytes as f64, 0.0]);
                             errors.push(error_json(&error));
                         }
                     }
                 }
             }
         }
-        let mut written = 0;
-        while *at < staged.len() {
-            let from = *at;
-            let len = ACK_HEADER + staged[from + 4] as usize * POSITION_WIDTH;
-            if written + len > out.len() {
-                if written == 0 {
-                    return Ok(-(len as i32));
-                }
-                break;
-            }
-            out[written..written + len].copy_from_slice(&staged[from..from + len]);
-            written += len;
-            *at += len;
+        let len = staged.len() - *at;
+        if len > out.len() {
+            return Ok(-(i32::try_from(len).unwrap_or(i32::MAX)));
         }
-        Ok(written as i32)
+        out[..len].copy_from_slice(&staged[*at..]);
+        *at = staged.len();
+        Ok(len as i32)
     })
 }
 

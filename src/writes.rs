@@ -15,12 +15,14 @@ pub fn append(handle: &External<WalHandle>, partition: u32, payload: &[u8]) -> R
     })
 }
 
-/// Appends `count` single records laid end to end in `data`, record `i`
-/// (`lengths[i]` bytes) to partition `partitions[i]`, in order: the facade
-/// stages the appends of one tick and hands them over in one crossing.
-/// Writes each record's LSN to `lsns[i]`, or `-(k + 1)` when it failed with
-/// the `k`-th of the returned errors (encoded details); returns `null` when
-/// none failed.
+/// Stages `count` records laid end to end in `data`, record `i` (`lengths[i]`
+/// bytes) to partition `partitions[i]`, in order: the facade stages the
+/// appends and writes of one tick and hands them over in one crossing.
+/// `lsns[i]` is 0 for an append (its position is reported with its ack), or
+/// the LSN the facade gave a `write()` (staged only if it gets exactly that
+/// one). Overwrites each `lsns[i]` with the record's LSN, or `-(k + 1)` when
+/// it failed with the `k`-th of the returned errors (encoded details);
+/// returns `null` when none failed.
 #[napi]
 pub fn append_many(
     handle: &External<WalHandle>,
@@ -30,32 +32,64 @@ pub fn append_many(
     count: u32,
     mut lsns: Float64ArraySlice,
 ) -> Result<Option<Vec<String>>> {
-    // SAFETY: the facade's own array, only written during this synchronous call.
+    // SAFETY: the facade's own array, only used during this synchronous call.
     let lsns = unsafe { lsns.as_mut() };
     guard(|| {
         let count = count as usize;
         if count > lengths.len() || count > partitions.len() || count > lsns.len() {
             return Err(invalid("appendMany: count exceeds the arrays"));
         }
-        let mut errors: Option<Vec<String>> = None;
-        let mut at = 0usize;
-        for (i, &len) in lengths[..count].iter().enumerate() {
-            let end = at
-                .checked_add(len as usize)
-                .filter(|&end| end <= data.len())
-                .ok_or_else(|| invalid("appendMany: lengths exceed the data"))?;
-            lsns[i] = match handle.wal.append(partitions[i], &data[at..end]) {
-                Ok(lsn) => lsn as f64,
-                Err(e) => {
-                    let errors = errors.get_or_insert_with(Vec::new);
-                    errors.push(error_json(&e));
-                    -(errors.len() as f64)
-                }
-            };
-            at = end;
+        let mut staged: Vec<u64> = lsns[..count].iter().map(|&x| x as u64).collect();
+        let failed = handle
+            .wal
+            .stage_many(data, &lengths[..count], &partitions[..count], &mut staged);
+        for (out, &lsn) in lsns.iter_mut().zip(&staged) {
+            *out = lsn as f64;
         }
-        Ok(errors)
+        if failed.is_empty() {
+            return Ok(None);
+        }
+        let mut errors = Vec::with_capacity(failed.len());
+        for (k, e) in failed {
+            errors.push(error_json(&e));
+            lsns[k] = -(errors.len() as f64);
+        }
+        Ok(Some(errors))
     })
+}
+
+/// `write()` of a record too large to stage in the facade: stages it at once;
+/// returns its LSN (errors are thrown).
+#[napi]
+pub fn write(handle: &External<WalHandle>, partition: u32, payload: &[u8]) -> Result<f64> {
+    guard(|| {
+        let partition = partition_arg(partition)?;
+        Ok(engine(handle.wal.write(partition, payload, None))? as f64)
+    })
+}
+
+/// `write()` of a large string (stored as UTF-8), as [`write`].
+#[napi]
+pub fn write_string(handle: &External<WalHandle>, partition: u32, payload: String) -> Result<f64> {
+    guard(|| {
+        let partition = partition_arg(partition)?;
+        Ok(engine(handle.wal.write(partition, payload.as_bytes(), None))? as f64)
+    })
+}
+
+/// The LSN the next record of `partition` gets.
+#[napi]
+pub fn next_lsn(handle: &External<WalHandle>, partition: u32) -> Result<f64> {
+    guard(|| {
+        let partition = partition_arg(partition)?;
+        Ok(engine(handle.wal.next_lsn(partition))? as f64)
+    })
+}
+
+/// The largest payload one record may have.
+#[napi]
+pub fn max_payload(handle: &External<WalHandle>) -> f64 {
+    handle.wal.max_payload() as f64
 }
 
 /// Appends one record given as a string (stored as UTF-8); returns its LSN.

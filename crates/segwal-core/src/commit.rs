@@ -24,7 +24,9 @@ struct Round {
     created: Vec<u64>,
     positions: Vec<Position>,
     last_lsn: Option<u64>,
-    generation: u64,
+    /// Records placed (and their payload bytes): what the round's ack settles.
+    records: u64,
+    bytes: u64,
 }
 
 struct Writer<'a> {
@@ -177,7 +179,12 @@ impl Inner {
         let first_lsn = st.acked_lsn + 1;
         st.next_lsn = first_lsn;
         st.failure_unreported = true;
+        let (count, bytes) = (st.unsettled, st.unsettled_bytes);
+        st.unsettled = 0;
+        st.unsettled_bytes = 0;
         st.events.push(AckEvent::Failed {
+            count,
+            bytes,
             first_lsn,
             error: e.clone(),
         });
@@ -254,8 +261,6 @@ impl Writer<'_> {
         let mut i = 0;
         let mut at = 0usize; // where recs[i] starts in f.buf
         let mut run = 0usize; // start of the bytes not yet written
-                              // Truncate commits what came before it, so one round never mixes generations.
-        self.round.generation = f.generation;
         while i < f.recs.len() {
             let n = (f.recs[i].batch_left as usize + 1).min(f.recs.len() - i);
             let group: u64 = f.recs[i..i + n].iter().map(|r| u64::from(r.frame_len)).sum();
@@ -306,7 +311,9 @@ impl Writer<'_> {
                 }
                 a.offset += len as u64;
                 at += len;
+                self.round.bytes += u64::from(r.payload_len);
             }
+            self.round.records += n as u64;
             let last = f.recs[i + n - 1].lsn;
             meta.last_lsn = last;
             meta.bytes = a.offset;
@@ -480,17 +487,20 @@ impl Writer<'_> {
             }
         }
         st.next_index = self.next_index;
-        let through_lsn = round.last_lsn;
-        if let Some(through_lsn) = through_lsn {
+        let published = round.last_lsn.filter(|_| round.records > 0);
+        if let Some(through_lsn) = published {
             st.acked_lsn = through_lsn;
+            st.unsettled -= round.records;
+            st.unsettled_bytes -= round.bytes;
             st.events.push(AckEvent::Acked {
+                count: round.records,
+                bytes: round.bytes,
                 through_lsn,
                 positions: round.positions,
-                generation: round.generation,
             });
         }
         drop(st);
-        if through_lsn.is_some() {
+        if published.is_some() {
             self.inner.publish(self.p.id);
         }
         Ok(())

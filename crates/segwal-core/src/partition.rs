@@ -97,6 +97,10 @@ pub struct PState {
     /// A failure is waiting to be taken by `take_acks`; appends are refused until then
     /// so that no LSN is reused while the caller may still hold the failed one.
     pub failure_unreported: bool,
+    /// Records (and their payload bytes) staged and not yet settled by an ack event:
+    /// the next `Failed` event settles exactly these.
+    pub unsettled: u64,
+    pub unsettled_bytes: u64,
 
     // Acknowledged (published by the worker after each round).
     pub segs: Vec<SegMeta>,
@@ -105,8 +109,6 @@ pub struct PState {
     pub log_start: u64,
     /// Index the next new segment gets when `segs` is empty.
     pub next_index: u64,
-    /// `truncate_after` calls so far (bumped when the call is made, not when done).
-    pub generation: u64,
     /// The open readers, told of every cut (see [`Cursor`]).
     pub readers: Vec<Weak<Cursor>>,
     pub active: Option<Active>,
@@ -125,11 +127,12 @@ impl PState {
             queue: VecDeque::new(),
             scheduled: false,
             failure_unreported: false,
+            unsettled: 0,
+            unsettled_bytes: 0,
             segs: Vec::new(),
             acked_lsn: 0,
             log_start: 1,
             next_index,
-            generation: 0,
             readers: Vec::new(),
             active: None,
             spare: None,
@@ -184,8 +187,7 @@ impl PState {
     /// a buffer a writer handed back.
     pub fn frames_mut(&mut self) -> &mut Frames {
         if !matches!(self.queue.back(), Some(Item::Frames(f)) if f.buf.len() < STAGE_CAP) {
-            let mut f = self.free_frames.take().unwrap_or_default();
-            f.generation = self.generation;
+            let f = self.free_frames.take().unwrap_or_default();
             self.queue.push_back(Item::Frames(f));
         }
         match self.queue.back_mut() {
@@ -243,8 +245,6 @@ impl<T> Drop for Reply<T> {
 pub struct Frames {
     pub buf: Vec<u8>,
     pub recs: Vec<Rec>,
-    /// See `AckEvent::Acked`.
-    pub generation: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -252,7 +252,10 @@ pub struct Rec {
     pub lsn: u64,
     pub frame_len: u32,
     pub batch_left: u32,
-    /// A single append (its position is reported back); batch members are not.
+    /// Payload bytes (what ack events count).
+    pub payload_len: u32,
+    /// A single append (its position is reported back); batch members and records
+    /// staged with `Wal::write` are not.
     pub single: bool,
 }
 
@@ -263,21 +266,31 @@ pub struct Position {
     pub offset: u64,
 }
 
+/// What happened to a partition's staged records. Events settle records in the order
+/// they were staged (the order of the `append`/`append_batch`/`write` calls), so a
+/// caller keeps its pending records in a FIFO per partition and pops `count` of them
+/// per event: no LSN comparison, which `truncate_after` (LSNs handed out again) would
+/// make ambiguous.
 #[derive(Debug, Clone)]
 pub enum AckEvent {
-    /// Every record up to `through_lsn` is acknowledged; positions of the single appends.
-    /// `generation` is the partition's truncate count when those appends were made:
-    /// after `truncate_after`, LSNs are handed out again, and this tells a caller's
-    /// pending appends of before the truncate from those after it.
+    /// The next `count` staged records (`bytes` of payload) are acknowledged; the last
+    /// is `through_lsn`. `positions` holds those of the single appends among them, in
+    /// staging order. A batch is never split between events.
     Acked {
+        count: u64,
+        bytes: u64,
         through_lsn: u64,
         positions: Vec<Position>,
-        generation: u64,
     },
-    /// Every append of the partition not acknowledged by an earlier event failed (those
-    /// made after a pending `truncate_after` too, whatever their LSN); `first_lsn` is
-    /// where the log resumes. Appends are refused until this event has been taken.
-    Failed { first_lsn: u64, error: Error },
+    /// The next `count` staged records (`bytes` of payload), every one not acknowledged
+    /// by an earlier event, failed; `first_lsn` is where the log resumes. Staging is
+    /// refused until this event has been taken.
+    Failed {
+        count: u64,
+        bytes: u64,
+        first_lsn: u64,
+        error: Error,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -252,25 +252,124 @@ impl Wal {
         &self.inner.dir
     }
 
-    /// Stages one record; returns its LSN. The acknowledgement comes through `take_acks`.
+    /// Stages one record; returns its LSN. The acknowledgement comes through `take_acks`,
+    /// with the record's position.
     pub fn append(&self, partition: u16, payload: &[u8]) -> Result<u64> {
-        self.inner
-            .check_record_fits(format::frame_len(payload.len()) as u64, "payload")?;
+        self.stage(partition, payload, None)
+    }
+
+    /// Stages one record whose caller holds no promise (it learns of the record from the
+    /// ack counts alone, so no position is reported). With `expected_lsn` the record is
+    /// staged only if it gets exactly that LSN: a caller that hands LSNs out before they
+    /// reach the engine can never have told its user a different one.
+    pub fn write(&self, partition: u16, payload: &[u8], expected_lsn: Option<u64>) -> Result<u64> {
+        self.stage(partition, payload, Some(expected_lsn))
+    }
+
+    /// The LSN the next record staged on `partition` gets.
+    pub fn next_lsn(&self, partition: u16) -> Result<u64> {
+        self.inner.check_open()?;
+        Ok(self.inner.parts[partition as usize]
+            .get()
+            .map_or(1, |p| p.lock().next_lsn))
+    }
+
+    /// The largest payload one record may have (a larger one is `RecordTooLarge`).
+    pub fn max_payload(&self) -> u64 {
+        let room = (self.inner.opts.segment_size - SEGMENT_HEADER_LEN as u64).min(format::MAX_PAYLOAD_LEN);
+        let mut n = room.saturating_sub(FRAME_OVERHEAD as u64);
+        while n > 0 && format::frame_len(n as usize) as u64 > room {
+            n -= 1;
+        }
+        n
+    }
+
+    /// Stages records laid end to end in `data` (record `i`: `lens[i]` bytes, to
+    /// partition `parts[i]`), in order, locking each partition once per run of its
+    /// records. `lsns[i]` is 0 for an append, or the LSN a written record must get
+    /// (see `write`); each becomes the record's LSN, or 0 when it failed with the error
+    /// returned for it.
+    pub fn stage_many(&self, data: &[u8], lens: &[u32], parts: &[u16], lsns: &mut [u64]) -> Vec<(usize, Error)> {
+        let n = lens.len().min(parts.len()).min(lsns.len());
+        let mut errors = Vec::new();
+        let mut at = 0usize;
+        let mut i = 0;
+        while i < n {
+            let id = parts[i];
+            let run = i + parts[i..n].iter().take_while(|&&q| q == id).count();
+            let p = self.inner.partition(id);
+            let mut st = p.lock();
+            let writable = self.inner.check_writable(&st);
+            let mut staged = 0;
+            for k in i..run {
+                let end = at + lens[k] as usize;
+                let r = match (&writable, data.get(at..end)) {
+                    (Err(e), _) => Err(e.clone()),
+                    (Ok(()), None) => Err(Error::invalid("record lengths exceed the staged data")),
+                    (Ok(()), Some(payload)) => {
+                        let write = (lsns[k] != 0).then_some(Some(lsns[k]));
+                        self.stage_locked(&mut st, id, payload, write)
+                    }
+                };
+                at = end;
+                match r {
+                    Ok(lsn) => {
+                        lsns[k] = lsn;
+                        staged += 1;
+                    }
+                    Err(e) => {
+                        lsns[k] = 0;
+                        errors.push((k, e));
+                    }
+                }
+            }
+            if staged > 0 {
+                self.inner.counters.appends.fetch_add(staged, Ordering::Relaxed);
+                self.inner.schedule(&p, st);
+            }
+            i = run;
+        }
+        errors
+    }
+
+    /// `write` is `Some(expected)`: a written record; `None`: an append.
+    fn stage(&self, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
         let p = self.inner.partition(partition);
         let mut st = p.lock();
         self.inner.check_writable(&st)?;
+        let lsn = self.stage_locked(&mut st, partition, payload, write)?;
+        self.inner.schedule(&p, st);
+        self.inner.counters.appends.fetch_add(1, Ordering::Relaxed);
+        Ok(lsn)
+    }
+
+    /// One record into the partition's staging, its lock held and writability checked.
+    fn stage_locked(&self, st: &mut PState, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
+        let frame_len = format::frame_len(payload.len());
+        self.inner.check_record_fits(frame_len as u64, "payload")?;
         let lsn = st.next_lsn;
+        if let Some(Some(expected)) = write {
+            if expected != lsn {
+                return Err(Error::new(
+                    ErrorCode::Io,
+                    format!(
+                        "internal error: record expected LSN {expected} of partition {partition}, the next is {lsn}"
+                    ),
+                ));
+            }
+        }
         st.next_lsn += 1;
+        st.unsettled += 1;
+        st.unsettled_bytes += payload.len() as u64;
         let f = st.frames_mut();
         format::push_frame(&mut f.buf, lsn, 0, payload);
         f.recs.push(Rec {
             lsn,
-            frame_len: format::frame_len(payload.len()) as u32,
+            frame_len: frame_len as u32,
             batch_left: 0,
-            single: true,
+            payload_len: payload.len() as u32,
+            single: write.is_none(),
         });
-        self.inner.schedule(&p, st);
-        self.inner.counters.appends.fetch_add(1, Ordering::Relaxed);
         Ok(lsn)
     }
 
@@ -287,6 +386,8 @@ impl Wal {
         self.inner.check_writable(&st)?;
         let first = st.next_lsn;
         st.next_lsn += n;
+        st.unsettled += n;
+        st.unsettled_bytes += payloads.iter().map(|x| x.len() as u64).sum::<u64>();
         let f = st.frames_mut();
         f.buf.reserve(total as usize);
         for (i, payload) in payloads.iter().enumerate() {
@@ -297,6 +398,7 @@ impl Wal {
                 lsn,
                 frame_len: format::frame_len(payload.len()) as u32,
                 batch_left: left,
+                payload_len: payload.len() as u32,
                 single: false,
             });
         }
@@ -363,7 +465,6 @@ impl Wal {
         }
         let done = Done::new();
         st.next_lsn = lsn + 1;
-        st.generation += 1;
         st.queue.push_back(Item::Truncate(lsn, Reply(done.clone())));
         self.inner.schedule(&p, st);
         Ok(Pending(PendingInner::One(done)))

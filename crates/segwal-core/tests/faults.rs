@@ -216,7 +216,7 @@ fn take_failure(d: &mut Driver) -> segwal_core::Error {
     let mut failed = None;
     for a in d.wal.take_acks() {
         for ev in a.events {
-            if let AckEvent::Failed { error, first_lsn } = ev {
+            if let AckEvent::Failed { error, first_lsn, .. } = ev {
                 assert_eq!(a.partition, 0);
                 assert_eq!(first_lsn, d.wal.last_lsn(0).unwrap() + 1);
                 failed = Some(error);

@@ -42,7 +42,7 @@ impl TestWal {
         loop {
             for ack in self.wal.take_acks() {
                 for e in ack.events {
-                    if let AckEvent::Failed { first_lsn, error } = e {
+                    if let AckEvent::Failed { first_lsn, error, .. } = e {
                         if ack.partition == partition && first_lsn <= lsn {
                             return Err(error);
                         }

@@ -288,31 +288,27 @@ impl Driver {
         for ack in self.wal.take_acks() {
             for e in ack.events {
                 match e {
-                    AckEvent::Acked {
-                        through_lsn,
-                        generation,
-                        ..
-                    } => {
-                        for w in self.m.writes.iter_mut() {
-                            if w.p == ack.partition
-                                && w.st == St::Pending
-                                && w.gen == generation
-                                && w.lsn <= through_lsn
-                            {
-                                w.st = St::Acked;
-                            }
-                        }
-                    }
-                    AckEvent::Failed { error, .. } => {
+                    // Events settle the partition's pending records in staging order.
+                    AckEvent::Acked { count, .. } => self.settle(ack.partition, count, St::Acked),
+                    AckEvent::Failed { count, error, .. } => {
                         self.m.errors.push(format!("failed p{}: {error}", ack.partition));
-                        for w in self.m.writes.iter_mut() {
-                            if w.p == ack.partition && w.st == St::Pending {
-                                w.st = St::Failed;
-                            }
-                        }
+                        self.settle(ack.partition, count, St::Failed);
                     }
                 }
             }
+        }
+    }
+
+    /// Marks the partition's next `count` pending writes `st`.
+    fn settle(&mut self, p: u16, count: u64, st: St) {
+        for w in self
+            .m
+            .writes
+            .iter_mut()
+            .filter(|w| w.p == p && w.st == St::Pending)
+            .take(count as usize)
+        {
+            w.st = st;
         }
     }
 

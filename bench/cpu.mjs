@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// CPU time of the JS thread per record, for write()+flush(), append() and V8's promise
+// floor: on a shared machine the wall-clock rate says how much CPU the process got, this
+// says what each record costs it (Linux: /proc/thread-self/stat, 10 ms ticks).
+//
+//   node bench/cpu.mjs [records]
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { promiseRound } from './floors.mjs'
+import { openSegwal, payload } from './peers.mjs'
+
+const N = Number(process.argv[2] ?? 2_000_000)
+const R = 10_000
+const RUNS = 3
+const cpuMs = () => {
+  const f = fs.readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1].split(' ')
+  return (Number(f[11]) + Number(f[12])) * (1000 / 100)
+}
+const rec = payload(128)
+
+async function measure(name, body) {
+  const out = []
+  for (let r = 0; r < RUNS; r++) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segwal-cpu-'))
+    const wal = await openSegwal(dir, { sync: 'none' })
+    try {
+      const c0 = cpuMs()
+      const t0 = performance.now()
+      await body(wal)
+      out.push({ ns: ((cpuMs() - c0) * 1e6) / N, wall: N / ((performance.now() - t0) / 1000) })
+    } finally {
+      await wal.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  out.sort((a, b) => a.ns - b.ns)
+  const m = out[out.length >> 1]
+  console.log(`${name.padEnd(34)} ${m.ns.toFixed(0).padStart(5)} ns of JS-thread CPU per record (${(1e3 / m.ns).toFixed(2)} M/s on a core of its own); wall ${(m.wall / 1e6).toFixed(2)} M/s`)
+}
+
+await measure('write() x N, then one flush()', async (wal) => {
+  for (let i = 0; i < N; i++) wal.write(1, rec)
+  await wal.flush()
+})
+await measure(`append(), ${R.toLocaleString('en-US')} in flight`, async (wal) => {
+  for (let done = 0; done < N; done += R) {
+    const ps = new Array(R)
+    for (let i = 0; i < R; i++) ps[i] = wal.append(1, rec)
+    await Promise.all(ps)
+  }
+})
+await measure(`V8 promise floor, ${R.toLocaleString('en-US')} in flight`, async () => {
+  for (let done = 0; done < N; done += R) await promiseRound(R)
+})
