@@ -3,6 +3,7 @@
  * `prebuilds/<platform>-<arch>/*.node`) and describes what it exports.
  * Nothing else lives here.
  */
+import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { PurgeResult, SegmentInfo, WalStats } from './types'
 
@@ -85,8 +86,44 @@ export interface NativeBinding {
   readerRelease(reader: ReaderHandle): void
 }
 
+/** This machine as prebuilds name it: `linux-arm64`, plus the C library on Linux. */
+function platformName(): string {
+  const name = `${process.platform}-${process.arch}`
+  if (process.platform !== 'linux') return name
+  // node-gyp-build's own rule (a LIBC override, else Alpine means musl).
+  return `${name} (${process.env.LIBC || (existsSync('/etc/alpine-release') ? 'musl' : 'glibc')})`
+}
+
+/** Why no addon loaded, in words a user on an unsupported platform can act on. */
+function loadFailure(root: string, err: unknown): string {
+  const cause = err instanceof Error ? err.message : String(err)
+  const prebuilds = join(root, 'prebuilds')
+  const shipped = existsSync(prebuilds) ? readdirSync(prebuilds).sort() : []
+  const fromSource =
+    'To use segwal here, build it from source: in a checkout of the segwal repository, with Rust ' +
+    '(https://rustup.rs) installed, run `npm install` (it compiles the addon with cargo), then ' +
+    '`npm pack`, and install the .tgz it writes. README.md, "Platforms", has the details.'
+  if (!shipped.includes(`${process.platform}-${process.arch}`)) {
+    return (
+      `segwal has no prebuilt binary for ${platformName()}` +
+      (shipped.length ? `; this package carries ${shipped.join(', ')}. ` : '. ') +
+      `${fromSource} (node-gyp-build: ${cause})`
+    )
+  }
+  return `segwal's prebuilt binary for ${platformName()} did not load: ${cause}. ${fromSource}`
+}
+
+function loadNative(): NativeBinding {
+  const root = join(__dirname, '..')
+  try {
+    return nodeGypBuild(root) as NativeBinding
+  } catch (err) {
+    throw new Error(loadFailure(root, err), { cause: err })
+  }
+}
+
 /** The loaded addon (this file compiles to `dist/binding.js`; the package root is one up). */
-export const native = nodeGypBuild(join(__dirname, '..')) as NativeBinding
+export const native = loadNative()
 
 /**
  * Ack event encoding (see `take_acks` in src/acks.rs): partition, kind, count,

@@ -113,10 +113,16 @@ function prebuild(built) {
 
 function main() {
   if (args.has('--install') && !isSourceCheckout()) {
-    // An installed package: it ships dist/ and prebuilds/, nothing to build.
-    const loaded = checkLoads({})
-    if (loaded === null) {
-      log(`no prebuilt addon loads on ${process.platform}-${process.arch}; this platform needs a build from source`)
+    // An installed package: it ships dist/ and prebuilds/, nothing to build. Load it the
+    // way the package does, so a failure reads as it would at run time (dist/binding.js
+    // names the platform and says how to build from source).
+    const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(root, 'dist', 'binding.js'))})`], {
+      cwd: root,
+      encoding: 'utf8',
+    })
+    if (r.status !== 0) {
+      const m = /^Error: (segwal.*)$/m.exec(r.stderr)
+      log(m ? m[1] : r.stderr.trim())
       process.exit(1)
     }
     return

@@ -102,9 +102,19 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The symbolic name Node uses for an errno (`err.code` of fs errors).
+/// The symbolic name Node uses for an OS error (`err.code` of its fs errors): the errno
+/// on Unix; on Windows, the name libuv gives the Win32 error (so `ENOSPC` means a full
+/// disk everywhere). Unknown codes read `E<number>`.
 pub fn errno_name(code: i32) -> String {
-    let name = match code {
+    match known_errno_name(code) {
+        Some(name) => name.to_string(),
+        None => format!("E{code}"),
+    }
+}
+
+#[cfg(unix)]
+fn known_errno_name(code: i32) -> Option<&'static str> {
+    Some(match code {
         libc::ENOSPC => "ENOSPC",
         libc::EIO => "EIO",
         libc::EDQUOT => "EDQUOT",
@@ -123,7 +133,40 @@ pub fn errno_name(code: i32) -> String {
         libc::EFBIG => "EFBIG",
         libc::ENAMETOOLONG => "ENAMETOOLONG",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
-        _ => return format!("E{code}"),
-    };
-    name.to_string()
+        libc::ENOSYS => "ENOSYS",
+        libc::EXDEV => "EXDEV",
+        libc::EBUSY => "EBUSY",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        // A distinct number on macOS, the same as EOPNOTSUPP on Linux.
+        #[cfg(target_vendor = "apple")]
+        libc::ENOTSUP => "ENOTSUP",
+        _ => return None,
+    })
+}
+
+/// libuv's `uv_translate_sys_error` for the Win32 errors file I/O can give.
+#[cfg(windows)]
+fn known_errno_name(code: i32) -> Option<&'static str> {
+    Some(match code {
+        112 | 39 => "ENOSPC", // ERROR_DISK_FULL, ERROR_HANDLE_DISK_FULL
+        1295 => "EDQUOT",     // ERROR_DISK_QUOTA_EXCEEDED
+        23 | 1117 | 1101 | 1102 | 1103 | 1104 | 1111 | 1129 | 1165 | 1166 => "EIO", // CRC, IO_DEVICE, media errors
+        5 | 1314 => "EPERM",  // ERROR_ACCESS_DENIED, ERROR_PRIVILEGE_NOT_HELD
+        998 | 1920 => "EACCES", // ERROR_NOACCESS, ERROR_CANT_ACCESS_FILE
+        2 | 3 | 123 | 161 | 53 => "ENOENT", // FILE/PATH_NOT_FOUND, INVALID_NAME, BAD_PATHNAME, BAD_NETPATH
+        80 | 183 => "EEXIST", // ERROR_FILE_EXISTS, ERROR_ALREADY_EXISTS
+        19 => "EROFS",        // ERROR_WRITE_PROTECT
+        4 => "EMFILE",        // ERROR_TOO_MANY_OPEN_FILES
+        267 => "ENOTDIR",     // ERROR_DIRECTORY
+        1 => "EISDIR",        // ERROR_INVALID_FUNCTION
+        6 | 1004 => "EBADF",  // ERROR_INVALID_HANDLE, ERROR_INVALID_FLAGS
+        87 => "EINVAL",       // ERROR_INVALID_PARAMETER
+        32 | 33 => "EBUSY",   // ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION
+        206 => "ENAMETOOLONG", // ERROR_FILENAME_EXCED_RANGE
+        50 => "ENOTSUP",      // ERROR_NOT_SUPPORTED
+        17 => "EXDEV",        // ERROR_NOT_SAME_DEVICE
+        145 => "ENOTEMPTY",   // ERROR_DIR_NOT_EMPTY
+        8 | 14 => "ENOMEM",   // ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY
+        _ => return None,
+    })
 }

@@ -125,7 +125,7 @@ pub fn start(file: &dyn FsFile, partition: u16, index: u64, first_lsn: u64) -> R
 /// Reserves space; file systems without fallocate just don't get the reservation.
 pub fn preallocate_file(file: &dyn FsFile, len: u64) -> std::io::Result<()> {
     match file.preallocate(len) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)) => Ok(()),
+        Err(e) if crate::fs::preallocation_unsupported(&e) => Ok(()),
         other => other,
     }
 }

@@ -1,0 +1,167 @@
+'use strict'
+// Reads what the platform checks need from a native binary, with no toolchain: its format
+// (ELF, Mach-O, PE), architecture, the libraries it links, the symbols it exports and, for
+// ELF, the GLIBC_ symbol versions it needs (what `objdump -T` shows).
+//
+//   node scripts/binary-info.js FILE...     prints one JSON line per file
+const fs = require('node:fs')
+
+const ELF_MACHINES = { 0x3e: 'x64', 0xb7: 'arm64', 0x28: 'arm', 0x03: 'ia32' }
+const MACHO_CPUS = { 0x01000007: 'x64', 0x0100000c: 'arm64' }
+const PE_MACHINES = { 0x8664: 'x64', 0xaa64: 'arm64', 0x14c: 'ia32' }
+
+function cstr(buf, at) {
+  const end = buf.indexOf(0, at)
+  return buf.toString('latin1', at, end < 0 ? buf.length : end)
+}
+
+function elf(buf) {
+  if (buf[4] !== 2 || buf[5] !== 1) throw new Error('only 64-bit little-endian ELF is expected')
+  const info = { format: 'elf', arch: ELF_MACHINES[buf.readUInt16LE(18)] || `machine ${buf.readUInt16LE(18)}` }
+  info.type = { 2: 'executable', 3: 'shared object' }[buf.readUInt16LE(16)] || 'other'
+  const shoff = Number(buf.readBigUInt64LE(0x28))
+  const shentsize = buf.readUInt16LE(0x3a)
+  const shnum = buf.readUInt16LE(0x3c)
+  const sections = []
+  for (let i = 0; i < shnum; i++) {
+    const at = shoff + i * shentsize
+    sections.push({
+      type: buf.readUInt32LE(at + 4),
+      offset: Number(buf.readBigUInt64LE(at + 0x18)),
+      size: Number(buf.readBigUInt64LE(at + 0x20)),
+      link: buf.readUInt32LE(at + 0x28),
+      entsize: Number(buf.readBigUInt64LE(at + 0x38)),
+    })
+  }
+  const strOf = (s) => (at) => cstr(buf, sections[s.link].offset + at)
+  info.needed = []
+  info.exports = []
+  info.glibcVersions = []
+  for (const s of sections) {
+    const str = strOf(s)
+    if (s.type === 6) {
+      // SHT_DYNAMIC: DT_NEEDED entries name the linked libraries.
+      for (let at = s.offset; at < s.offset + s.size; at += 16) {
+        const tag = buf.readBigUInt64LE(at)
+        if (tag === 0n) break
+        if (tag === 1n) info.needed.push(str(Number(buf.readBigUInt64LE(at + 8))))
+      }
+    } else if (s.type === 11) {
+      // SHT_DYNSYM: defined global symbols are the exports.
+      for (let at = s.offset + 24; at < s.offset + s.size; at += 24) {
+        const bind = buf[at + 4] >> 4
+        if (buf.readUInt16LE(at + 6) !== 0 && (bind === 1 || bind === 2)) info.exports.push(str(buf.readUInt32LE(at)))
+      }
+    } else if (s.type === 0x6ffffffe) {
+      // SHT_GNU_verneed: the symbol versions needed from each library.
+      let at = s.offset
+      for (;;) {
+        const cnt = buf.readUInt16LE(at + 2)
+        let aux = at + buf.readUInt32LE(at + 8)
+        for (let i = 0; i < cnt; i++) {
+          const name = str(buf.readUInt32LE(aux + 8))
+          if (name.startsWith('GLIBC_')) info.glibcVersions.push(name.slice(6))
+          aux += buf.readUInt32LE(aux + 12)
+        }
+        const next = buf.readUInt32LE(at + 12)
+        if (next === 0) break
+        at += next
+      }
+    }
+  }
+  const libcs = info.needed.filter((n) => /^libc\.so|^libc\.musl-|^ld-musl-/.test(n))
+  info.libc = libcs.some((n) => n.includes('musl')) ? 'musl' : libcs.length ? 'glibc' : 'none'
+  info.glibcVersions = [...new Set(info.glibcVersions)].sort(compareVersions)
+  info.maxGlibc = info.glibcVersions[info.glibcVersions.length - 1] || null
+  return info
+}
+
+function macho(buf) {
+  const info = { format: 'macho', arch: MACHO_CPUS[buf.readUInt32LE(4)] || `cpu ${buf.readUInt32LE(4)}` }
+  info.type = { 6: 'dylib', 8: 'bundle', 2: 'executable' }[buf.readUInt32LE(12)] || 'other'
+  const ncmds = buf.readUInt32LE(16)
+  info.needed = []
+  info.exports = []
+  let at = 32
+  for (let i = 0; i < ncmds; i++) {
+    const cmd = buf.readUInt32LE(at)
+    const size = buf.readUInt32LE(at + 4)
+    if (cmd === 0xc || cmd === 0x80000018 || cmd === 0x8000001f) {
+      info.needed.push(cstr(buf, at + buf.readUInt32LE(at + 8)))
+    } else if (cmd === 0x2) {
+      const [symoff, nsyms, stroff] = [buf.readUInt32LE(at + 8), buf.readUInt32LE(at + 12), buf.readUInt32LE(at + 16)]
+      for (let s = 0; s < nsyms; s++) {
+        const e = symoff + s * 16
+        const type = buf[e + 4]
+        // N_EXT and defined in a section (N_SECT): an exported symbol; drop the C `_`.
+        if ((type & 0x01) === 1 && (type & 0x0e) === 0x0e) info.exports.push(cstr(buf, stroff + buf.readUInt32LE(e)).slice(1))
+      }
+    }
+    at += size
+  }
+  return info
+}
+
+function pe(buf) {
+  const h = buf.readUInt32LE(0x3c)
+  if (buf.readUInt32LE(h) !== 0x4550) throw new Error('no PE header')
+  const info = { format: 'pe', arch: PE_MACHINES[buf.readUInt16LE(h + 4)] || `machine ${buf.readUInt16LE(h + 4)}` }
+  info.type = buf.readUInt16LE(h + 22) & 0x2000 ? 'dll' : 'executable'
+  const nsections = buf.readUInt16LE(h + 6)
+  const opt = h + 24
+  if (buf.readUInt16LE(opt) !== 0x20b) throw new Error('only PE32+ is expected')
+  const dirs = opt + 112
+  const secs = opt + buf.readUInt16LE(h + 20)
+  const sections = []
+  for (let i = 0; i < nsections; i++) {
+    const at = secs + i * 40
+    sections.push({ va: buf.readUInt32LE(at + 12), vsize: buf.readUInt32LE(at + 8), raw: buf.readUInt32LE(at + 20) })
+  }
+  const off = (rva) => {
+    const s = sections.find((x) => rva >= x.va && rva < x.va + x.vsize)
+    if (!s) throw new Error(`RVA ${rva} is in no section`)
+    return rva - s.va + s.raw
+  }
+  info.exports = []
+  const exportRva = buf.readUInt32LE(dirs)
+  if (exportRva) {
+    const e = off(exportRva)
+    const count = buf.readUInt32LE(e + 24)
+    const names = off(buf.readUInt32LE(e + 32))
+    for (let i = 0; i < count; i++) info.exports.push(cstr(buf, off(buf.readUInt32LE(names + i * 4))))
+  }
+  info.needed = []
+  const importRva = buf.readUInt32LE(dirs + 8)
+  if (importRva) {
+    for (let d = off(importRva); buf.readUInt32LE(d + 12) !== 0; d += 20) info.needed.push(cstr(buf, off(buf.readUInt32LE(d + 12))))
+  }
+  return info
+}
+
+function compareVersions(a, b) {
+  const pa = a.split('.').map(Number)
+  const pb = b.split('.').map(Number)
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] || 0) - (pb[i] || 0)
+    if (d) return d
+  }
+  return 0
+}
+
+/** What `file` is; `{ format: 'unknown' }` for anything not ELF, Mach-O 64 or PE. */
+function binaryInfo(file) {
+  const buf = fs.readFileSync(file)
+  if (buf.readUInt32BE(0) === 0x7f454c46) return elf(buf)
+  if (buf.readUInt32LE(0) === 0xfeedfacf) return macho(buf)
+  if (buf.readUInt16LE(0) === 0x5a4d) return pe(buf)
+  return { format: 'unknown' }
+}
+
+module.exports = { binaryInfo, compareVersions }
+
+if (require.main === module) {
+  for (const f of process.argv.slice(2)) {
+    const { exports, ...rest } = binaryInfo(f)
+    console.log(JSON.stringify({ file: f, ...rest, exports: exports && exports.length }))
+  }
+}

@@ -1,0 +1,124 @@
+'use strict'
+// The platforms segwal ships prebuilt binaries for, and where the cross toolchains are.
+// Shared by scripts/prebuild-all.js, scripts/test-platforms.js and scripts/check-binaries.js.
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const root = path.join(__dirname, '..')
+
+/**
+ * id: what `npm run prebuild:all -- <id>` takes; rust: the Rust target; zig: what
+ * cargo-zigbuild gets (a `.2.17` suffix pins the glibc version linked against); dir/file:
+ * where node-gyp-build finds it; format/arch/libc: what scripts/check-binaries.js
+ * verifies; maxGlibc: the newest GLIBC_ symbol version the binary may need.
+ */
+const TARGETS = [
+  {
+    id: 'linux-x64-gnu',
+    rust: 'x86_64-unknown-linux-gnu',
+    zig: 'x86_64-unknown-linux-gnu.2.17',
+    dir: 'linux-x64',
+    file: 'node.napi.glibc.node',
+    format: 'elf',
+    arch: 'x64',
+    libc: 'glibc',
+    maxGlibc: '2.17',
+  },
+  {
+    id: 'linux-x64-musl',
+    rust: 'x86_64-unknown-linux-musl',
+    zig: 'x86_64-unknown-linux-musl',
+    dir: 'linux-x64',
+    file: 'node.napi.musl.node',
+    format: 'elf',
+    arch: 'x64',
+    libc: 'musl',
+    // Link musl dynamically: the addon shares the libc of the Node that loads it.
+    rustflags: ['-C', 'target-feature=-crt-static'],
+  },
+  {
+    id: 'linux-arm64-gnu',
+    rust: 'aarch64-unknown-linux-gnu',
+    zig: 'aarch64-unknown-linux-gnu.2.17',
+    dir: 'linux-arm64',
+    file: 'node.napi.glibc.node',
+    format: 'elf',
+    arch: 'arm64',
+    libc: 'glibc',
+    maxGlibc: '2.17',
+  },
+  {
+    id: 'linux-arm64-musl',
+    rust: 'aarch64-unknown-linux-musl',
+    zig: 'aarch64-unknown-linux-musl',
+    dir: 'linux-arm64',
+    file: 'node.napi.musl.node',
+    format: 'elf',
+    arch: 'arm64',
+    libc: 'musl',
+    rustflags: ['-C', 'target-feature=-crt-static'],
+  },
+  {
+    id: 'darwin-x64',
+    rust: 'x86_64-apple-darwin',
+    zig: 'x86_64-apple-darwin',
+    dir: 'darwin-x64',
+    file: 'node.napi.node',
+    format: 'macho',
+    arch: 'x64',
+  },
+  {
+    id: 'darwin-arm64',
+    rust: 'aarch64-apple-darwin',
+    zig: 'aarch64-apple-darwin',
+    dir: 'darwin-arm64',
+    file: 'node.napi.node',
+    format: 'macho',
+    arch: 'arm64',
+  },
+  {
+    id: 'win32-x64',
+    rust: 'x86_64-pc-windows-gnu',
+    zig: 'x86_64-pc-windows-gnu',
+    dir: 'win32-x64',
+    file: 'node.napi.node',
+    format: 'pe',
+    arch: 'x64',
+  },
+]
+
+for (const t of TARGETS) {
+  t.rustflags = t.rustflags || []
+  t.artifact = t.format === 'pe' ? 'segwal_node.dll' : t.format === 'macho' ? 'libsegwal_node.dylib' : 'libsegwal_node.so'
+}
+
+function log(msg) {
+  process.stderr.write(`segwal: ${msg}\n`)
+}
+
+/**
+ * The toolchain paths (scripts/toolchains.sh env); with `install`, runs
+ * scripts/toolchains.sh first, which installs only what is missing.
+ */
+function toolchainEnv({ install }) {
+  const script = path.join(__dirname, 'toolchains.sh')
+  if (install) {
+    const r = spawnSync('bash', [script], { cwd: root, stdio: 'inherit' })
+    if (r.status !== 0) {
+      log('installing the cross toolchains failed (scripts/toolchains.sh)')
+      process.exit(1)
+    }
+  }
+  const r = spawnSync('bash', [script, 'env'], { cwd: root, encoding: 'utf8' })
+  const env = {}
+  for (const m of r.stdout.matchAll(/^export (\w+)="(.*)"$/gm)) env[m[1]] = m[2]
+  return env
+}
+
+/** True when every tool in `keys` of the toolchain env exists. */
+function haveTools(tc, keys) {
+  return keys.every((k) => tc[k] && fs.existsSync(tc[k]))
+}
+
+module.exports = { TARGETS, toolchainEnv, haveTools, log, root }
