@@ -9,9 +9,12 @@
 //                                    checkout (Cargo.toml present) build like the
 //                                    default; in an installed tarball only check
 //                                    that the shipped prebuild loads (no toolchain)
-//   node scripts/build.js --prebuild `prepack`: build, then copy the addon to
-//                                    prebuilds/<platform>-<arch>/ and check that
-//                                    node-gyp-build loads it from there alone
+//   node scripts/build.js --prebuild `prepack`: with prebuilds/ filled by `npm run
+//                                    prebuild:all`, check those (complete, right
+//                                    format/arch/libc, newer than the sources) and pack
+//                                    them; with prebuilds/ empty, build this platform's
+//                                    addon into prebuilds/<platform>-<arch>/ and check
+//                                    that node-gyp-build loads it from there alone
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
@@ -111,6 +114,45 @@ function prebuild(built) {
   log(`prebuild: ${path.relative(root, dest)} (loads with PREBUILDS_ONLY=1)`)
 }
 
+/** Every prebuilt binary under prebuilds/ (`npm run prebuild:all` makes all seven). */
+function existingPrebuilds() {
+  const dir = path.join(root, 'prebuilds')
+  if (!fs.existsSync(dir)) return []
+  return fs.readdirSync(dir).flatMap((sub) => fs.readdirSync(path.join(dir, sub)).map((f) => path.join(dir, sub, f)))
+}
+
+/** The newest modification time of anything the addon is compiled from. */
+function newestSource() {
+  let newest = 0
+  const visit = (p) => {
+    const st = fs.statSync(p)
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) visit(path.join(p, e))
+    else if (/\.rs$|Cargo\.(toml|lock)$/.test(p)) newest = Math.max(newest, st.mtimeMs)
+  }
+  for (const p of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src', path.join('crates', 'segwal-core')]) {
+    if (fs.existsSync(path.join(root, p))) visit(path.join(root, p))
+  }
+  return newest
+}
+
+/**
+ * `prepack` with the cross-built set present: pack exactly those, once they are checked
+ * complete (all seven, each what its place says) and newer than the sources.
+ */
+function usePrebuilds(files) {
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'check-binaries.js'), '--all'], { cwd: root, stdio: 'inherit' })
+  if (r.status !== 0) {
+    log('prebuilds/ is incomplete or wrong: run `npm run prebuild:all` (or delete prebuilds/ to pack this platform only)')
+    process.exit(1)
+  }
+  const stale = files.filter((f) => fs.statSync(f).mtimeMs < newestSource())
+  if (stale.length) {
+    log(`older than the Rust sources: ${stale.map((f) => path.relative(root, f)).join(', ')}; run \`npm run prebuild:all\``)
+    process.exit(1)
+  }
+  log(`packing the ${files.length} prebuilt binaries of prebuilds/`)
+}
+
 function main() {
   if (args.has('--install') && !isSourceCheckout()) {
     // An installed package: it ships dist/ and prebuilds/, nothing to build. Load it the
@@ -131,9 +173,18 @@ function main() {
     buildNative()
     return
   }
+  const cross = args.has('--prebuild') ? existingPrebuilds() : []
+  if (cross.length) {
+    buildTs()
+    usePrebuilds(cross)
+    return
+  }
   const built = buildNative()
   buildTs()
-  if (args.has('--prebuild')) prebuild(built)
+  if (args.has('--prebuild')) {
+    log('prebuilds/ is empty: the package will carry this platform only (`npm run prebuild:all` builds all seven)')
+    prebuild(built)
+  }
 }
 
 main()

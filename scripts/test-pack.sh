@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Proves the packed tarball works from its prebuilt binary alone: packs segwal, installs
 # the tarball into an empty project with cargo and rustc hidden from PATH (and npm's
-# default of skipping dependencies' install scripts), then require()s and import()s it,
+# default of skipping dependencies' install scripts), checks every binary it carries
+# (format, architecture, libc, GLIBC_ versions: scripts/check-binaries.js; all seven
+# platforms unless SEGWAL_PACK_HOST_ONLY=1), then require()s and import()s it,
 # round-trips an append and a stream, and runs the command line.
 #
 #   npm run test:pack
@@ -12,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 
 cd "$root"
 tarball="$(npm pack --silent --pack-destination "$work" | tail -n 1)"
-echo "packed: $tarball"
+echo "packed: $tarball ($(du -k "$work/$tarball" | cut -f1) KiB; $(tar -tzf "$work/$tarball" | grep -c '\.node$') binaries)"
 tar -tzf "$work/$tarball" | grep -E 'prebuilds/linux-x64/.+\.node$' >/dev/null || {
   echo "FAIL: the tarball carries no prebuilds/linux-x64/*.node" >&2
   exit 1
@@ -36,6 +38,13 @@ mkdir -p "$app"
 cd "$app"
 npm init -y >/dev/null
 npm install --no-audit --no-fund --omit=dev "$work/$tarball" >/dev/null
+
+# Every binary in the tarball, as installed.
+if [ "${SEGWAL_PACK_HOST_ONLY:-}" = 1 ]; then
+  node "$root/scripts/check-binaries.js" "$app/node_modules/segwal"
+else
+  node "$root/scripts/check-binaries.js" --all "$app/node_modules/segwal"
+fi
 
 dir="$work/wal"
 node -e "

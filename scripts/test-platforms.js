@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+'use strict'
+// The checks of the prebuilt binaries that this Linux x64 machine can make, as far as
+// each platform allows (README.md, "Platforms"):
+//
+//   binaries       every prebuilds/ binary: format, arch, libc, GLIBC_ <= 2.17, N-API
+//                  export, system libraries only (scripts/check-binaries.js)
+//   select         node-gyp-build picks node.napi.musl.node on musl, .glibc. on glibc
+//   linux-x64      the smoke test (__test__/platforms/smoke.cjs) on this machine's Node,
+//                  loading the glibc-2.17 prebuild: the reference transcript
+//   win32-x64      the smoke test under wine with the Windows Node: same transcript
+//   linux-arm64    the smoke test and the ava suite (minus the tests that spawn Node
+//                  processes, which qemu-user cannot follow) with the arm64 Node under qemu
+//   musl           the engine's whole `cargo test` for x86_64-unknown-linux-musl, natively
+//
+//   npm run test:platforms                  all of them (needs `npm run prebuild:all` first)
+//   npm run test:platforms -- win32-x64 musl   just these
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { toolchainEnv, haveTools, log, root } = require('./platforms')
+
+const smoke = path.join(root, '__test__', 'platforms', 'smoke.cjs')
+const results = []
+
+function run(cmd, args, options = {}) {
+  const started = Date.now()
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20, ...options })
+  return { ...r, seconds: ((Date.now() - started) / 1000).toFixed(0) }
+}
+
+function record(name, ok, detail) {
+  results.push({ name, ok, detail })
+  log(`${ok ? 'PASS' : 'FAIL'} ${name}${detail ? `: ${detail}` : ''}`)
+}
+
+/** The smoke test's transcript lines (stdout), or null with the failure logged. */
+function transcript(name, r) {
+  if (r.status === 0 && /^PASS$/m.test(r.stdout)) return r.stdout.trim().split('\n')
+  process.stderr.write(`${r.stdout || ''}\n${r.stderr || ''}\n`)
+  record(name, false, `smoke test failed (exit ${r.status ?? r.signal}${r.error ? `, ${r.error.message}` : ''})`)
+  return null
+}
+
+function compare(name, got, reference, seconds) {
+  if (!got) return
+  const diff = got.filter((line, i) => line !== reference[i])
+  if (got.length !== reference.length || diff.length) {
+    record(name, false, `differs from Linux x64:\n  ${got.join('\n  ')}\nvs\n  ${reference.join('\n  ')}`)
+  } else {
+    record(name, true, `same transcript as Linux x64 (${got.length} lines, ${seconds} s)`)
+  }
+}
+
+const checks = {
+  binaries() {
+    const r = run(process.execPath, [path.join(__dirname, 'check-binaries.js'), '--all'])
+    process.stdout.write(r.stdout)
+    record('binaries', r.status === 0, 'format, arch, libc, GLIBC_ versions, exports, links')
+  },
+
+  select() {
+    const pick = (libc) =>
+      run(process.execPath, ['-p', `require('node-gyp-build').path(${JSON.stringify(root)})`], {
+        env: { ...process.env, PREBUILDS_ONLY: '1', LIBC: libc },
+      }).stdout.trim()
+    const musl = pick('musl')
+    const glibc = pick('glibc')
+    const ok = musl.endsWith(path.join('linux-x64', 'node.napi.musl.node')) && glibc.endsWith('node.napi.glibc.node')
+    record('select', ok, `musl -> ${path.relative(root, musl)}, glibc -> ${path.relative(root, glibc)}`)
+  },
+
+  'linux-x64'(ctx) {
+    const r = run(process.execPath, [smoke], { env: { ...process.env, PREBUILDS_ONLY: '1' } })
+    ctx.reference = transcript('linux-x64', r)
+    if (ctx.reference) record('linux-x64', true, `smoke test on the glibc 2.17 prebuild (${r.seconds} s)`)
+  },
+
+  'win32-x64'(ctx, tc) {
+    if (!need('win32-x64', tc, ['SEGWAL_WINE', 'SEGWAL_NODE_WIN64'])) return
+    const env = wineEnv(tc)
+    // Wine writes through files more reliably than through pipes for a console program.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segwal-wine-'))
+    const out = path.join(dir, 'out')
+    const r = run('bash', ['-c', `"$0" "$1" "$2" >"$3" 2>&1`, tc.SEGWAL_WINE, tc.SEGWAL_NODE_WIN64, smoke, out], {
+      env,
+      timeout: 600_000,
+    })
+    const stdout = fs.readFileSync(out, 'utf8')
+    fs.rmSync(dir, { recursive: true, force: true })
+    const got = transcript('win32-x64', { ...r, stdout, stderr: '' })
+    compare('win32-x64 (wine)', got, ctx.reference, r.seconds)
+  },
+
+  'linux-arm64'(ctx, tc) {
+    if (!need('linux-arm64', tc, ['SEGWAL_QEMU_AARCH64', 'SEGWAL_NODE_ARM64'])) return
+    const qemu = [tc.SEGWAL_QEMU_AARCH64, '-L', tc.SEGWAL_AARCH64_SYSROOT, tc.SEGWAL_NODE_ARM64]
+    const env = { ...process.env, PREBUILDS_ONLY: '1' }
+    const r = run(qemu[0], [...qemu.slice(1), smoke], { env, timeout: 600_000 })
+    compare('linux-arm64 smoke (qemu)', transcript('linux-arm64', r), ctx.reference, r.seconds)
+    const files = avaSubset()
+    const ava = run(
+      qemu[0],
+      [...qemu.slice(1), path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), '--config', 'ava.platforms.config.mjs', ...files],
+      { env: { ...env, SEGWAL_AVA_FILES: files.join(',') }, timeout: 1_800_000 },
+    )
+    process.stdout.write(ava.stdout.split('\n').slice(-15).join('\n'))
+    if (ava.status !== 0) process.stderr.write(ava.stderr)
+    record('linux-arm64 ava (qemu)', ava.status === 0, `${files.length} test files: ${files.map((f) => path.basename(f)).join(', ')} (${ava.seconds} s)`)
+  },
+
+  musl(_ctx, tc) {
+    if (!need('musl', tc, ['SEGWAL_CARGO', 'SEGWAL_ZIGBUILD'])) return
+    const env = crossEnv(tc)
+    const r = run(
+      tc.SEGWAL_CARGO,
+      ['zigbuild', 'test', '--release', '-p', 'segwal-core', '-Zbuild-std', '--target', 'x86_64-unknown-linux-musl'],
+      { env, stdio: ['ignore', 'inherit', 'inherit'] },
+    )
+    record('musl: cargo test -p segwal-core', r.status === 0, `x86_64-unknown-linux-musl, static, run natively (${r.seconds} s)`)
+  },
+}
+
+function need(name, tc, keys) {
+  if (haveTools(tc, keys)) return true
+  record(name, false, `toolchain missing (${keys.join(', ')}): run bash scripts/toolchains.sh`)
+  return false
+}
+
+/** The environment cargo-zigbuild runs in (shared with scripts/prebuild-all.js). */
+function crossEnv(tc) {
+  const env = {
+    ...process.env,
+    PATH: [path.dirname(tc.SEGWAL_ZIGBUILD), path.dirname(tc.SEGWAL_ZIG), process.env.PATH].join(path.delimiter),
+    LD_LIBRARY_PATH: [tc.SEGWAL_LD_LIBRARY_PATH, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
+    RUSTC: tc.SEGWAL_RUSTC,
+    RUSTC_BOOTSTRAP: '1',
+    CARGO_TARGET_DIR: path.join(root, 'target', 'cross'),
+  }
+  delete env.RUSTUP_TOOLCHAIN
+  delete env.CARGO
+  return env
+}
+
+/** Wine with its own prefix in .toolchains/, set to Windows 10 (Node 20 needs 8.1+). */
+function wineEnv(tc) {
+  const prefix = path.join(tc.SEGWAL_TOOLCHAINS, 'wine-prefix')
+  const shims = path.join(tc.SEGWAL_TOOLCHAINS, 'wine-shims')
+  const env = {
+    ...process.env,
+    WINEPREFIX: prefix,
+    WINEDEBUG: '-all',
+    PREBUILDS_ONLY: '1',
+    // mingw's zlib1.dll (wine's own DLLs need it) and the ProcessPrng shim.
+    WINEPATH: [path.join(tc.SEGWAL_TOOLCHAINS, 'debian', 'usr', 'x86_64-w64-mingw32', 'lib'), shims].map((p) => `Z:${p}`).join(';'),
+  }
+  if (!fs.existsSync(path.join(prefix, 'system.reg'))) {
+    run(tc.SEGWAL_WINE, ['winecfg', '-v', 'win10'], { env, timeout: 300_000 })
+  }
+  const shim = path.join(shims, 'bcryptprimitives.dll')
+  if (!fs.existsSync(shim)) {
+    fs.mkdirSync(shims, { recursive: true })
+    const src = path.join(root, '__test__', 'platforms', 'bcryptprimitives-shim.c')
+    run(tc.SEGWAL_ZIG, ['cc', '-target', 'x86_64-windows-gnu', '-shared', '-O2', '-o', shim, src, '-ladvapi32'])
+  }
+  return env
+}
+
+/** The ava files that spawn no Node process (qemu-user cannot run a spawned arm64 Node). */
+function avaSubset() {
+  const dir = path.join(root, '__test__')
+  const spawns = (file, seen = new Set()) => {
+    if (seen.has(file) || !fs.existsSync(file)) return false
+    seen.add(file)
+    const src = fs.readFileSync(file, 'utf8')
+    if (/child_process/.test(src)) return true
+    return [...src.matchAll(/from\s+'(\.{1,2}\/[^']+)'/g)].some((m) => spawns(path.resolve(path.dirname(file), m[1]), seen))
+  }
+  const files = []
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name)
+      if (e.isDirectory()) walk(p)
+      else if (e.name.endsWith('.test.mjs') && !spawns(p)) files.push(path.relative(root, p))
+    }
+  }
+  walk(dir)
+  return files.sort()
+}
+
+function main() {
+  const wanted = process.argv.slice(2)
+  const unknown = wanted.filter((w) => !(w in checks))
+  if (unknown.length) {
+    log(`unknown check ${unknown.join(', ')}; known: ${Object.keys(checks).join(', ')}`)
+    process.exit(2)
+  }
+  const tc = toolchainEnv({ install: false })
+  const ctx = {}
+  for (const name of Object.keys(checks)) {
+    // The Linux transcript is what the others are compared with.
+    if (wanted.length && !wanted.includes(name) && !(name === 'linux-x64' && wanted.some((w) => /win32|arm64/.test(w)))) continue
+    checks[name](ctx, tc)
+  }
+  const failed = results.filter((r) => !r.ok)
+  log(`${results.length - failed.length} passed, ${failed.length} failed`)
+  process.exit(failed.length ? 1 : 0)
+}
+
+main()
