@@ -121,4 +121,24 @@ function haveTools(tc, keys) {
   return keys.every((k) => tc[k] && fs.existsSync(tc[k]))
 }
 
-module.exports = { TARGETS, toolchainEnv, haveTools, log, root }
+/**
+ * The environment cargo-zigbuild runs in: Debian's rustc (its libraries found through
+ * LD_LIBRARY_PATH, never on PATH), zig and cargo-zigbuild on PATH, std built from source
+ * (RUSTC_BOOTSTRAP for -Zbuild-std), cross builds in target/cross.
+ */
+function crossEnv(tc) {
+  const env = {
+    ...process.env,
+    PATH: [path.dirname(tc.SEGWAL_ZIGBUILD), path.dirname(tc.SEGWAL_ZIG), process.env.PATH].join(path.delimiter),
+    LD_LIBRARY_PATH: [tc.SEGWAL_LD_LIBRARY_PATH, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
+    RUSTC: tc.SEGWAL_RUSTC,
+    RUSTC_BOOTSTRAP: '1',
+    CARGO_TARGET_DIR: path.join(root, 'target', 'cross'),
+  }
+  // Set when run from an npm script under rustup's cargo; they would pick rustup's tools.
+  delete env.RUSTUP_TOOLCHAIN
+  delete env.CARGO
+  return env
+}
+
+module.exports = { TARGETS, toolchainEnv, haveTools, crossEnv, log, root }

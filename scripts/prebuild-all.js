@@ -21,7 +21,7 @@
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { TARGETS, toolchainEnv, log } = require('./platforms')
+const { TARGETS, toolchainEnv, crossEnv, log } = require('./platforms')
 const { binaryInfo } = require('./binary-info')
 
 const root = path.join(__dirname, '..')
@@ -63,19 +63,12 @@ function windowsImportLib(tc) {
 function build(target, tc) {
   const started = Date.now()
   const env = {
-    ...process.env,
-    PATH: [path.dirname(tc.SEGWAL_ZIGBUILD), path.dirname(tc.SEGWAL_ZIG), process.env.PATH].join(path.delimiter),
-    LD_LIBRARY_PATH: [tc.SEGWAL_LD_LIBRARY_PATH, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
-    RUSTC: tc.SEGWAL_RUSTC,
-    RUSTC_BOOTSTRAP: '1',
-    CARGO_TARGET_DIR: path.join(root, 'target', 'cross'),
+    ...crossEnv(tc),
     // zig strips while linking; smaller tarball, the exported symbols stay.
     [`CARGO_TARGET_${target.rust.toUpperCase().replace(/-/g, '_')}_RUSTFLAGS`]: ['-C', 'link-arg=-s', ...target.rustflags].join(
       ' ',
     ),
   }
-  delete env.RUSTUP_TOOLCHAIN
-  delete env.CARGO
   if (target.rust.endsWith('windows-gnu')) env.LIBNODE_PATH = windowsImportLib(tc)
   log(`${target.id}: cargo zigbuild --target ${target.zig}`)
   run(

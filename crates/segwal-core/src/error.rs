@@ -170,3 +170,30 @@ fn known_errno_name(code: i32) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names a caller branches on (`err.errno === 'ENOSPC'`) come out the same as
+    /// Node's own fs errors; unknown numbers stay recognisable.
+    #[test]
+    fn errno_names_match_node() {
+        #[cfg(unix)]
+        let cases = [
+            (libc::ENOSPC, "ENOSPC"),
+            (libc::ENOENT, "ENOENT"),
+            (libc::EACCES, "EACCES"),
+            (9999, "E9999"),
+        ];
+        // ERROR_DISK_FULL, ERROR_PATH_NOT_FOUND, ERROR_ACCESS_DENIED (libuv: EPERM).
+        #[cfg(windows)]
+        let cases = [(112, "ENOSPC"), (3, "ENOENT"), (5, "EPERM"), (9999, "E9999")];
+        for (code, name) in cases {
+            assert_eq!(errno_name(code), name, "code {code}");
+            let err = Error::io(&io::Error::from_raw_os_error(code), "writing");
+            assert_eq!(err.errno.as_deref(), Some(name));
+            assert_eq!(err.os_code, Some(code));
+        }
+    }
+}
