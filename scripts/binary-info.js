@@ -69,8 +69,11 @@ function elf(buf) {
       }
     }
   }
-  const libcs = info.needed.filter((n) => /^libc\.so|^libc\.musl-|^ld-musl-/.test(n))
-  info.libc = libcs.some((n) => n.includes('musl')) ? 'musl' : libcs.length ? 'glibc' : 'none'
+  // glibc's is libc.so.6 (with GLIBC_ symbol versions); musl's is libc.musl-<arch>.so.1,
+  // or plain libc.so as zig links it, which musl's loader resolves to itself.
+  const musl = info.needed.some((n) => n === 'libc.so' || /^(libc\.musl-|ld-musl-)/.test(n))
+  const glibc = info.needed.includes('libc.so.6')
+  info.libc = musl && !glibc ? 'musl' : glibc && !musl ? 'glibc' : musl ? 'both' : 'none'
   info.glibcVersions = [...new Set(info.glibcVersions)].sort(compareVersions)
   info.maxGlibc = info.glibcVersions[info.glibcVersions.length - 1] || null
   return info

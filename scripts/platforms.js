@@ -124,7 +124,8 @@ function haveTools(tc, keys) {
 /**
  * The environment cargo-zigbuild runs in: Debian's rustc (its libraries found through
  * LD_LIBRARY_PATH, never on PATH), zig and cargo-zigbuild on PATH, std built from source
- * (RUSTC_BOOTSTRAP for -Zbuild-std), cross builds in target/cross.
+ * (RUSTC_BOOTSTRAP for -Zbuild-std), cross builds in target/cross (or
+ * $SEGWAL_CROSS_TARGET_DIR, to run two prebuild:all in parallel).
  */
 function crossEnv(tc) {
   const env = {
@@ -133,7 +134,7 @@ function crossEnv(tc) {
     LD_LIBRARY_PATH: [tc.SEGWAL_LD_LIBRARY_PATH, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
     RUSTC: tc.SEGWAL_RUSTC,
     RUSTC_BOOTSTRAP: '1',
-    CARGO_TARGET_DIR: path.join(root, 'target', 'cross'),
+    CARGO_TARGET_DIR: process.env.SEGWAL_CROSS_TARGET_DIR || path.join(root, 'target', 'cross'),
   }
   // Set when run from an npm script under rustup's cargo; they would pick rustup's tools.
   delete env.RUSTUP_TOOLCHAIN

@@ -76,7 +76,7 @@ function build(target, tc) {
     ['zigbuild', '--release', '-p', 'segwal-node', '-Zbuild-std=std,panic_abort', '--target', target.zig],
     env,
   )
-  const built = path.join(root, 'target', 'cross', target.rust, 'release', target.artifact)
+  const built = path.join(env.CARGO_TARGET_DIR, target.rust, 'release', target.artifact)
   const dest = path.join(root, 'prebuilds', target.dir, target.file)
   fs.mkdirSync(path.dirname(dest), { recursive: true })
   fs.copyFileSync(built, dest)
