@@ -70,6 +70,11 @@ function build(target, tc) {
     ),
   }
   if (target.rust.endsWith('windows-gnu')) env.LIBNODE_PATH = windowsImportLib(tc)
+  if (target.format === 'macho') {
+    // Cargo's release default (strip debuginfo) makes rustc run rust-objcopy for Apple
+    // targets, which Debian's Rust does not ship; release builds carry no debuginfo anyway.
+    env.CARGO_PROFILE_RELEASE_STRIP = 'none'
+  }
   log(`${target.id}: cargo zigbuild --target ${target.zig}`)
   run(
     tc.SEGWAL_CARGO,
