@@ -21,4 +21,4 @@ pub use error::{Error, ErrorCode, Result};
 pub use options::{Options, SyncMode, Truncation, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 pub use partition::{AckEvent, Position, PurgeResult};
 pub use reader::{Batch, Reader, RecordRef, Start};
-pub use wal::{Ack, PartitionStats, Pending, SegmentInfo, Stats, Wal};
+pub use wal::{Ack, Driver, PartitionStats, Pending, SegmentInfo, Stats, Wal};

@@ -440,7 +440,7 @@ impl Driver {
     pub fn purge(&mut self, p: u16, min: u64) -> bool {
         self.wait();
         let seq = self.seq();
-        let r = self.wal.purge_before(p, min);
+        let r = self.wal.purge_before(p, min).and_then(|t| t.wait());
         if let Err(e) = &r {
             self.m.errors.push(format!("purge p{p} {min}: {e}"));
         }
