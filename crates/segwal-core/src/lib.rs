@@ -13,7 +13,6 @@ mod partition;
 mod reader;
 mod recovery;
 pub mod segment;
-pub mod sim;
 mod truncate;
 mod wal;
 

@@ -381,6 +381,10 @@ impl Wal {
         let reply = Reply::new(done.clone());
         let inner = self.inner.clone();
         self.inner.sync_everywhere().then(move |r| inner.stop_writers(r, reply));
+        if self.inner.live_writers.load(Ordering::SeqCst) == 0 {
+            // No partition to sync, or no writer thread (a driven WAL): nothing else would.
+            self.inner.finish_close_if_stopped();
+        }
         Pending::queued(done)
     }
 
@@ -725,8 +729,9 @@ impl Inner {
         Pending::queued(done)
     }
 
-    /// The close's syncs are done: the writers stop once the ready queue is empty; the
-    /// last one finishes the close (at once if there are none).
+    /// The close's syncs are done (this may run inside a writer's round): the writers
+    /// stop once the ready queue is empty, and the last one finishes the close (a
+    /// driven WAL's `Driver::step` does, after its round).
     fn stop_writers(&self, synced: Result<()>, reply: Reply<()>) {
         *self.closing.lock().unwrap_or_else(|p| p.into_inner()) = Some((synced, reply));
         {
@@ -734,9 +739,6 @@ impl Inner {
             s.stop = true;
             self.sched_cv.notify_all();
             self.stop_cv.notify_all();
-        }
-        if self.live_writers.load(Ordering::SeqCst) == 0 {
-            self.finish_close_if_stopped();
         }
     }
 

@@ -5,8 +5,8 @@
 mod harness;
 
 use harness::*;
-use segwal_core::sim::SimFs;
 use segwal_core::{AckEvent, ErrorCode, Options};
+use segwal_sim::SimFs;
 
 fn errno_name(e: i32) -> &'static str {
     match e {

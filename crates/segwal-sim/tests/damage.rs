@@ -18,7 +18,7 @@ use common::*;
 use std::sync::Arc;
 
 use segwal_core::format::{self, SegmentHeader, FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
-use segwal_core::sim::SimFs;
+use segwal_sim::SimFs;
 use segwal_core::{AckEvent, ErrorCode, Options, Start, Wal};
 
 const SEG: u64 = 1024;

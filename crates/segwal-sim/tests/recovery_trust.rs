@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use harness::*;
 use segwal_core::format;
-use segwal_core::sim::SimFs;
+use segwal_sim::SimFs;
 use segwal_core::{ErrorCode, Options, Start, SyncMode, Wal};
 
 fn read_all(wal: &Wal, p: u16) -> segwal_core::Result<Vec<(u64, Vec<u8>)>> {

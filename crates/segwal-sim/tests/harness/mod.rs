@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use segwal_core::sim::SimFs;
 use segwal_core::{AckEvent, ErrorCode, Options, Start, SyncMode, Wal};
+use segwal_sim::SimFs;
 
 pub const DIR: &str = "/wal";
 
