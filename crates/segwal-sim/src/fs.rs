@@ -25,6 +25,7 @@
 //!   and no handle is open on it, or when `set_len` cuts it (which, like ftruncate on
 //!   ext4 and XFS, also drops the preallocation past the new end);
 //! - `set_latency(d)`: every mutating call takes `d` (work queues up behind it);
+//! - `panic_at(n)`: call n panics;
 //! - `flip_bit(path, offset, bit)`: damage on the medium (in what was written and what is durable).
 //!
 //! `open_handles()` counts the file handles open (descriptors, for bounds checks).
@@ -112,6 +113,7 @@ struct State {
     fail_next_sync: Option<i32>,
     fail_next_sync_dir: Option<i32>,
     capacity: Option<u64>,
+    panic_at: Option<u64>,
 }
 
 struct Shared {
@@ -236,6 +238,10 @@ impl State {
         let n = self.ops;
         self.ops += 1;
         let what = what();
+        if self.panic_at == Some(n) {
+            self.panic_at = None;
+            panic!("SimFs: a panic injected at call {n} ({what})");
+        }
         if self.crash_at.is_some_and(|c| n >= c) {
             self.dead = true;
             self.log.push(format!("{n}: CRASH at {what}"));
@@ -320,6 +326,11 @@ impl SimFs {
 
     pub fn crashed(&self) -> bool {
         self.st().dead
+    }
+
+    /// Call `n` panics (a bug in the caller's thread, as far as the engine can tell).
+    pub fn panic_at(&self, n: u64) {
+        self.st().panic_at = Some(n);
     }
 
     /// Call `n` fails once with `errno`.
