@@ -527,11 +527,6 @@ impl SimFs {
         st.fail_next_sync_dir = None;
     }
 
-    /// File handles open now.
-    pub fn open_handles(&self) -> usize {
-        self.st().inodes.values().map(|i| i.handles as usize).sum()
-    }
-
     /// Flips one bit of a file where it is written and where it is durable (damage on
     /// the medium, not a write: no call is counted, no fault applies).
     pub fn flip_bit(&self, path: &Path, offset: u64, bit: u8) {
