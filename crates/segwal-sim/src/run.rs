@@ -120,6 +120,8 @@ struct Sim {
     sync_lost: bool,
     /// The last reopen followed a power loss.
     power_lost: bool,
+    /// ... and an fdatasync had failed before it (see `F1`).
+    f1_risk: bool,
     /// A process was killed since the last power loss: what it left unsynced may still
     /// be unsynced (issue 9 #7).
     killed: bool,
@@ -240,7 +242,16 @@ impl Sim {
     fn append_batch(&mut self, p: u16) -> Result<(), Failure> {
         let most = if self.rng.chance(20) { 200 } else { 8 };
         let n = 1 + self.rng.upto(most);
-        let payloads: Vec<Vec<u8>> = (0..n).map(|_| self.payload(p)).collect();
+        // At most about a segment in all (a larger batch is refused whole anyway): the
+        // memory of a run stays bounded.
+        let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(n);
+        let mut total = 0;
+        while payloads.len() < n && total <= self.opts.segment_size as usize {
+            let b = self.payload(p);
+            total += b.len();
+            payloads.push(b);
+        }
+        let n = payloads.len();
         let frames: usize = payloads.iter().map(|b| frame_len(b.len())).sum();
         let refs: Vec<&[u8]> = payloads.iter().map(|b| b.as_slice()).collect();
         let r = self.wal().append_batch(p, &refs);
@@ -852,6 +863,7 @@ impl Sim {
         }
         let clean = !self.faulted;
         self.power_lost = false;
+        self.f1_risk = false;
         let credited: Vec<u16> = self
             .parts
             .iter()
@@ -893,6 +905,7 @@ impl Sim {
                 "power loss, reordered"
             ][kind]
         ));
+        self.f1_risk = kind != 0 && self.sync_lost;
         if kind != 0 {
             self.sync_lost = false;
         }
@@ -923,10 +936,10 @@ impl Sim {
         }
         let (wal, driver) = match Wal::open_driven(dir(), self.opts.clone(), Arc::new(self.fs.clone())) {
             Ok(w) => w,
-            // Issue 9 #7: a killed process's unsynced tail, sealed by a rotation that did
-            // not sync it, is a hole after a power loss; repair drops what follows it.
-            Err(e) if e.code == ErrorCode::Corruption && !repair && self.allows("#7") && self.power_lost => {
-                self.note(format!("reopen: {} (issue 9 #7); repairing", e.message));
+            // F1: writes a failed fdatasync dropped are a hole after a power loss (behind
+            // records synced later); repair drops what follows it.
+            Err(e) if e.code == ErrorCode::Corruption && !repair && self.allows("F1") && self.f1_risk => {
+                self.note(format!("reopen: {} (F1); repairing", e.message));
                 for m in self.parts.values_mut() {
                     m.durable = 0;
                 }
@@ -1162,6 +1175,7 @@ pub fn run(seed: u64, cfg: &Config) -> Result<Outcome, Failure> {
         faulted: false,
         sync_lost: false,
         power_lost: false,
+        f1_risk: false,
         killed: false,
         trace: Vec::new(),
     };
