@@ -46,16 +46,16 @@ struct Failed {
 }
 
 impl Inner {
-    /// Runs one round of `p` (everything staged up to `ROUND_BYTES`), then puts the
-    /// partition back at the end of the writers' queue if more is staged: a partition
-    /// whose queue refills as fast as it drains must not keep a writer to itself while
-    /// other partitions' appends, syncs, purges and truncates wait (API.md: appends to
-    /// different partitions do not wait on each other).
-    pub(crate) fn process(&self, p: &Arc<Partition>) {
+    /// One round of the partition's writer: takes the head of its queue (everything
+    /// staged up to `ROUND_BYTES`, see `take_round`), writes, syncs as the mode asks and
+    /// publishes. A writer thread runs one round per turn (then `Inner::after_round`
+    /// puts the partition at the back of the queue if more is staged, so that one whose
+    /// queue refills as fast as it drains never keeps a writer while other partitions
+    /// wait); a driven WAL's `Driver::step` runs one when the simulator picks it.
+    pub(crate) fn round(&self, p: &Arc<Partition>) {
         let (items, active, next_index) = {
             let mut st = p.lock();
             if st.queue.is_empty() {
-                st.scheduled = false;
                 return;
             }
             (
@@ -126,13 +126,6 @@ impl Inner {
                 self.fail_all(p, &e);
             }
         }
-        let mut st = p.lock();
-        if st.queue.is_empty() {
-            st.scheduled = false;
-        } else {
-            drop(st);
-            self.requeue(p);
-        }
         if self.files_opened.load(Ordering::Relaxed) > MAX_OPEN_FILES / 2 {
             self.close_idle_files();
         }
@@ -173,9 +166,7 @@ impl Inner {
     /// after a `truncate_after` that has not run yet hold LSNs at or below the acked one.
     pub(crate) fn fail_all(&self, p: &Partition, e: &Error) {
         let mut st = p.lock();
-        for item in std::mem::take(&mut st.queue) {
-            fail_item(item, e);
-        }
+        let items = std::mem::take(&mut st.queue);
         let first_lsn = st.acked_lsn + 1;
         st.next_lsn = first_lsn;
         st.failure_unreported = true;
@@ -189,6 +180,10 @@ impl Inner {
             error: e.clone(),
         });
         drop(st);
+        // Outside the lock: completing an operation may run its caller's callback.
+        for item in items {
+            fail_item(item, e);
+        }
         self.publish(p.id);
     }
 }
@@ -220,7 +215,7 @@ fn take_round(queue: &mut std::collections::VecDeque<Item>) -> std::collections:
     queue.drain(..n.max(1)).collect()
 }
 
-fn fail_item(item: Item, e: &Error) {
+pub(crate) fn fail_item(item: Item, e: &Error) {
     match item {
         Item::Frames(_) => {}
         Item::Sync(d) | Item::Truncate(_, d) => d.set(Err(e.clone())),

@@ -1,5 +1,5 @@
 //! The file-system seam. The engine does all I/O through `Fs` and `FsFile`, so tests
-//! can swap in `sim::SimFs`, which drops unsynced writes on a simulated power loss.
+//! can swap in a simulated one (`segwal_sim::SimFs`), which drops unsynced writes on a simulated power loss.
 
 use std::any::Any;
 use std::io;

@@ -14,7 +14,6 @@ mod partition;
 mod reader;
 mod recovery;
 pub mod segment;
-pub mod sim;
 mod truncate;
 mod wal;
 
@@ -23,4 +22,4 @@ pub use handles::DEFAULT_READ_HANDLES;
 pub use options::{Options, SyncMode, Truncation, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 pub use partition::{AckEvent, Position, PurgeResult};
 pub use reader::{Batch, Reader, RecordRef, Start};
-pub use wal::{Ack, PartitionStats, Pending, SegmentInfo, Stats, Wal};
+pub use wal::{Ack, Driver, PartitionStats, Pending, SegmentInfo, Stats, Wal};

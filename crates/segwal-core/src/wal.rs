@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use crate::fs::{Fs, OsFs};
 use crate::handles::ReadHandles;
 use crate::options::{Options, SyncMode, Truncation, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 use crate::partition::{AckEvent, Done, Item, PState, Partition, PurgeResult, Rec, Reply};
+
 use crate::reader::{Reader, Start};
 use crate::recovery;
 
@@ -91,6 +92,13 @@ pub(crate) struct Inner {
     notifier: Mutex<Option<Notifier>>,
     recovery: Vec<Truncation>,
     lock: Mutex<Option<Box<dyn Any + Send + Sync>>>,
+    /// Writer threads still running (0 for a driven WAL): the last one to stop finishes
+    /// the close, so that nothing touches the directory once its lock is released.
+    live_writers: AtomicUsize,
+    /// The close's outcome and its caller's reply, from when every partition is synced
+    /// until the writers have stopped.
+    closing: Mutex<Option<(Result<()>, Reply<()>)>>,
+    finished: AtomicBool,
 }
 
 struct Sched {
@@ -98,33 +106,54 @@ struct Sched {
     stop: bool,
 }
 
-/// An operation queued behind earlier appends; `wait` blocks until it is done.
-pub struct Pending(PendingInner);
+/// An operation queued behind earlier appends. The writer completes it; the caller
+/// waits for it (`wait`), polls it (`poll`, as the simulator does) or hands it a
+/// callback (`then`, as the Node binding does: no thread is parked on it).
+#[must_use = "the operation runs anyway; its result is only seen through the Pending"]
+pub struct Pending<T = ()>(PendingInner<T>);
 
-enum PendingInner {
-    Ready(Result<()>),
-    One(Arc<Done<()>>),
-    All(Vec<Arc<Done<()>>>),
+enum PendingInner<T> {
+    Ready(Option<Result<T>>),
+    Queued(Arc<Done<T>>),
 }
 
-impl Pending {
-    pub fn wait(self) -> Result<()> {
+impl<T: Send + 'static> Pending<T> {
+    fn ready(r: Result<T>) -> Pending<T> {
+        Pending(PendingInner::Ready(Some(r)))
+    }
+
+    fn queued(done: Arc<Done<T>>) -> Pending<T> {
+        Pending(PendingInner::Queued(done))
+    }
+
+    /// Blocks until the operation is complete.
+    pub fn wait(self) -> Result<T> {
         match self.0 {
-            PendingInner::Ready(r) => r,
-            PendingInner::One(d) => d.wait(),
-            PendingInner::All(ds) => {
-                let mut first = Ok(());
-                for d in ds {
-                    if let Err(e) = d.wait() {
-                        if first.is_ok() {
-                            first = Err(e);
-                        }
-                    }
-                }
-                first
-            }
+            PendingInner::Ready(r) => r.unwrap_or_else(|| Err(taken())),
+            PendingInner::Queued(d) => d.wait(),
         }
     }
+
+    /// The result once the operation is complete; `None` before (and after it was taken).
+    pub fn poll(&mut self) -> Option<Result<T>> {
+        match &mut self.0 {
+            PendingInner::Ready(r) => r.take(),
+            PendingInner::Queued(d) => d.poll(),
+        }
+    }
+
+    /// Runs `f` with the result: at once if it is there, else on the engine thread that
+    /// completes the operation (so `f` must be quick and must not block).
+    pub fn then(self, f: impl FnOnce(Result<T>) + Send + 'static) {
+        match self.0 {
+            PendingInner::Ready(r) => f(r.unwrap_or_else(|| Err(taken()))),
+            PendingInner::Queued(d) => d.then(Box::new(f)),
+        }
+    }
+}
+
+fn taken() -> Error {
+    Error::new(ErrorCode::Io, "internal error: the result was already taken")
 }
 
 pub struct Wal {
@@ -139,103 +168,55 @@ impl Wal {
 
     /// Opens through another file system (tests inject faults and power loss).
     pub fn open_with(dir: impl AsRef<Path>, opts: Options, fs: Arc<dyn Fs>) -> Result<Wal> {
-        let dir = dir.as_ref().to_path_buf();
-        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&opts.segment_size) {
-            return Err(Error::invalid(format!(
-                "segmentSize must be an integer from {MIN_SEGMENT_SIZE} to {MAX_SEGMENT_SIZE}, got {}",
-                opts.segment_size
-            )));
-        }
-        if let SyncMode::Interval(d) = opts.sync {
-            if d.is_zero() {
-                return Err(Error::invalid("sync.intervalMs must be a positive number"));
-            }
-        }
-        // A directory is durable only once its parent is synced (its entry is in the
-        // parent): without that, a power loss could take a new WAL whole, acknowledged
-        // records included. Levels made here must be synced; the WAL directory's own
-        // entry is synced at every open too, best effort if it already existed (the
-        // caller may have made it, or an open that failed before syncing it).
-        let made: Vec<PathBuf> = dir
-            .ancestors()
-            .take_while(|a| !a.as_os_str().is_empty() && fs.list_dir(a).is_err())
-            .map(Path::to_path_buf)
-            .collect();
-        fs.create_dir_all(&dir)
-            .map_err(|e| Error::io(&e, format!("creating {}", dir.display())))?;
-        for parent in made.iter().filter_map(|d| parent_dir(d)) {
-            fs.sync_dir(&parent)
-                .map_err(|e| Error::io(&e, format!("syncing {}", parent.display())))?;
-        }
-        if made.is_empty() {
-            if let Some(parent) = parent_dir(&dir) {
-                let _ = fs.sync_dir(&parent);
-            }
-        }
-        let lock = fs
-            .lock_dir(&dir)
-            .map_err(|e| Error::io(&e, format!("locking {}", dir.display())))?;
-        let Some(lock) = lock else {
-            return Err(Error::new(
-                ErrorCode::Locked,
-                format!("{} is already open by another Wal", dir.display()),
-            ));
+        let inner = Inner::open(dir.as_ref(), opts, fs)?;
+        let wal = Wal {
+            inner: inner.clone(),
+            threads: Mutex::new(Vec::new()),
         };
-        let found = recovery::recover(fs.as_ref(), &dir, &opts)?;
-        let parts: Box<[OnceLock<Arc<Partition>>]> = (0..=u16::MAX as usize).map(|_| OnceLock::new()).collect();
-        for (id, st) in found.partitions {
-            let _ = parts[id as usize].set(Arc::new(Partition::new(id, st)));
-        }
-        let inner = Arc::new(Inner {
-            dir,
-            fs,
-            opts,
-            parts,
-            closed: AtomicBool::new(false),
-            poisoned: Mutex::new(None),
-            is_poisoned: AtomicBool::new(false),
-            rounds: AtomicU64::new(0),
-            files_opened: std::sync::atomic::AtomicUsize::new(0),
-            counters: Counters {
-                appends: AtomicU64::new(0),
-                batches: AtomicU64::new(0),
-                syncs: AtomicU64::new(0),
-                bytes_written: AtomicU64::new(0),
-            },
-            read_handles: Arc::default(),
-            sched: Mutex::new(Sched {
-                ready: VecDeque::new(),
-                stop: false,
-            }),
-            sched_cv: Condvar::new(),
-            stop_cv: Condvar::new(),
-            acks_dirty: Mutex::new(Vec::new()),
-            ack_signalled: AtomicBool::new(false),
-            notifier: Mutex::new(None),
-            recovery: found.truncations,
-            lock: Mutex::new(Some(lock)),
-        });
         let mut threads = Vec::new();
         for i in 0..WORKERS {
-            let inner = inner.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("segwal-writer-{i}"))
-                .spawn(move || inner.worker_loop())
-                .map_err(|e| Error::io(&e, "starting a writer thread"))?;
-            threads.push(t);
+            inner.live_writers.fetch_add(1, Ordering::SeqCst);
+            let t = std::thread::Builder::new().name(format!("segwal-writer-{i}")).spawn({
+                let inner = inner.clone();
+                move || inner.worker_loop()
+            });
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    inner.live_writers.fetch_sub(1, Ordering::SeqCst);
+                    *wal.threads.lock().unwrap_or_else(|p| p.into_inner()) = threads;
+                    return Err(Error::io(&e, "starting a writer thread")); // `wal` drops: closes
+                }
+            }
         }
         if let SyncMode::Interval(period) = inner.opts.sync {
-            let inner = inner.clone();
-            let t = std::thread::Builder::new()
-                .name("segwal-syncer".into())
-                .spawn(move || inner.interval_loop(period))
-                .map_err(|e| Error::io(&e, "starting the sync thread"))?;
-            threads.push(t);
+            let t = std::thread::Builder::new().name("segwal-syncer".into()).spawn({
+                let inner = inner.clone();
+                move || inner.interval_loop(period)
+            });
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    *wal.threads.lock().unwrap_or_else(|p| p.into_inner()) = threads;
+                    return Err(Error::io(&e, "starting the sync thread"));
+                }
+            }
         }
-        Ok(Wal {
-            inner,
-            threads: Mutex::new(threads),
-        })
+        *wal.threads.lock().unwrap_or_else(|p| p.into_inner()) = threads;
+        Ok(wal)
+    }
+
+    /// Opens without starting any thread: the caller runs the writers' rounds, the
+    /// interval syncer's ticks and everything else through the returned [`Driver`], in
+    /// whatever order it likes (the deterministic simulator picks it from a seed).
+    /// Nothing is written and nothing is acknowledged until the driver runs.
+    pub fn open_driven(dir: impl AsRef<Path>, opts: Options, fs: Arc<dyn Fs>) -> Result<(Wal, Driver)> {
+        let inner = Inner::open(dir.as_ref(), opts, fs)?;
+        let wal = Wal {
+            inner: inner.clone(),
+            threads: Mutex::new(Vec::new()),
+        };
+        Ok((wal, Driver { inner }))
     }
 
     /// Called (from engine threads, at most once until `take_acks` runs) when there are
@@ -431,11 +412,9 @@ impl Wal {
     /// Makes everything appended so far durable.
     pub fn sync(&self) -> Pending {
         if let Err(e) = self.inner.check_open() {
-            return Pending(PendingInner::Ready(Err(e)));
+            return Pending::ready(Err(e));
         }
-        Pending(PendingInner::All(
-            self.inner.enqueue_everywhere(|d| Item::Sync(Reply(d))),
-        ))
+        self.inner.sync_everywhere()
     }
 
     /// Removes every record above `lsn`; the next append gets `lsn + 1`.
@@ -443,7 +422,7 @@ impl Wal {
         self.inner.check_open()?;
         let Some(p) = self.inner.parts[partition as usize].get().cloned() else {
             return if lsn == 0 {
-                Ok(Pending(PendingInner::Ready(Ok(()))))
+                Ok(Pending::ready(Ok(())))
             } else {
                 Err(lsn_out_of_range(lsn, 0))
             };
@@ -465,64 +444,52 @@ impl Wal {
         }
         let done = Done::new();
         st.next_lsn = lsn + 1;
-        st.queue.push_back(Item::Truncate(lsn, Reply(done.clone())));
+        st.queue.push_back(Item::Truncate(lsn, Reply::new(done.clone())));
         self.inner.schedule(&p, st);
-        Ok(Pending(PendingInner::One(done)))
+        Ok(Pending::queued(done))
     }
 
     /// Deletes the oldest segments whose records are all below `min_lsn` (never the active one).
-    pub fn purge_before(&self, partition: u16, min_lsn: u64) -> Result<PurgeResult> {
+    pub fn purge_before(&self, partition: u16, min_lsn: u64) -> Result<Pending<PurgeResult>> {
         self.inner.check_open()?;
         let Some(p) = self.inner.parts[partition as usize].get().cloned() else {
-            return Ok(PurgeResult::default());
+            return Ok(Pending::ready(Ok(PurgeResult::default())));
         };
         let done = Done::new();
-        let mut st = p.lock();
-        st.queue.push_back(Item::Purge(min_lsn, Reply(done.clone())));
+        let st = p.lock();
+        let mut st = st;
+        st.queue.push_back(Item::Purge(min_lsn, Reply::new(done.clone())));
         self.inner.schedule(&p, st);
-        done.wait()
+        Ok(Pending::queued(done))
     }
 
-    /// Completes and syncs what was appended, stops the writers, releases the lock.
+    /// Completes and syncs what was appended, stops the writers, releases the lock;
+    /// blocks until then. Closing twice is fine.
     pub fn close(&self) -> Result<()> {
-        if self.inner.closed.swap(true, Ordering::SeqCst) {
-            return Ok(());
-        }
-        let synced = Pending(PendingInner::All(
-            self.inner.enqueue_everywhere(|d| Item::Sync(Reply(d))),
-        ))
-        .wait();
-        {
-            let mut s = self.inner.sched.lock().unwrap_or_else(|p| p.into_inner());
-            s.stop = true;
-            self.inner.sched_cv.notify_all();
-            self.inner.stop_cv.notify_all();
-        }
+        let r = self.close_pending().wait();
         for t in std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner())) {
             let _ = t.join();
         }
-        for slot in self.inner.parts.iter() {
-            if let Some(p) = slot.get() {
-                let mut st = p.lock();
-                st.active = None;
-                // Tidy; a spare left behind would be deleted at the next open anyway.
-                if let Some(index) = st.spare.take() {
-                    let _ = self
-                        .inner
-                        .fs
-                        .remove(&self.inner.dir.join(format::spare_file_name(p.id, index)));
-                }
-            }
+        r
+    }
+
+    /// `close` without blocking: every later call fails with `WAL_CLOSED` at once, and
+    /// the returned operation completes once the appends made before are synced, the
+    /// writers have stopped and the lock is released (a second close completes at once).
+    /// On a poisoned WAL it completes with the poisoning error, after releasing everything.
+    pub fn close_pending(&self) -> Pending {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Pending::ready(Ok(()));
         }
-        self.inner.read_handles.clear();
-        if self.inner.is_poisoned.load(Ordering::SeqCst) {
-            // What was appended since the failed fdatasync is not durable: say so.
-            *self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            return Err(self.inner.poison_error());
+        let done = Done::new();
+        let reply = Reply::new(done.clone());
+        let inner = self.inner.clone();
+        self.inner.sync_everywhere().then(move |r| inner.stop_writers(r, reply));
+        if self.inner.live_writers.load(Ordering::SeqCst) == 0 {
+            // No partition to sync, or no writer thread (a driven WAL): nothing else would.
+            self.inner.finish_close_if_stopped();
         }
-        let closed = synced.and_then(|()| recovery::mark_clean(self.inner.fs.as_ref(), &self.inner.dir));
-        *self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        closed
+        Pending::queued(done)
     }
 
     pub fn first_lsn(&self, partition: u16) -> Result<u64> {
@@ -614,8 +581,56 @@ impl Wal {
 }
 
 impl Drop for Wal {
+    /// Closes; a driven WAL only starts closing (its driver may go on running it).
     fn drop(&mut self) {
-        let _ = self.close();
+        if self.threads.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            let _ = self.close_pending();
+        } else {
+            let _ = self.close();
+        }
+    }
+}
+
+/// The engine's threads as functions, for a WAL opened with [`Wal::open_driven`]: the
+/// caller decides which partition's writer runs its next round and when the interval
+/// syncer ticks (readers and `take_acks` are steps of their own already).
+pub struct Driver {
+    inner: Arc<Inner>,
+}
+
+impl Driver {
+    /// Partitions with work queued, in the order they became ready.
+    pub fn ready(&self) -> Vec<u16> {
+        let s = self.inner.sched.lock().unwrap_or_else(|p| p.into_inner());
+        s.ready.iter().map(|p| p.id).collect()
+    }
+
+    /// Runs one writer round of `partition` if it is ready (see [`Driver::ready`]);
+    /// returns whether it ran. A partition with more work stays ready, at the back.
+    pub fn step(&self, partition: u16) -> bool {
+        let p = {
+            let mut s = self.inner.sched.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(i) = s.ready.iter().position(|p| p.id == partition) else {
+                return false;
+            };
+            s.ready.remove(i)
+        };
+        let Some(p) = p else { return false };
+        self.inner.run_round(&p);
+        self.inner.after_round(&p);
+        // A close waits for its syncs, then for the writers: none here, so it is done.
+        self.inner.finish_close_if_stopped();
+        true
+    }
+
+    /// One tick of the interval syncer: a sync queued on every partition written since.
+    pub fn tick_interval(&self) {
+        self.inner.interval_tick();
+    }
+
+    /// Whether a close has finished (the writers would have exited).
+    pub fn stopped(&self) -> bool {
+        self.inner.finished.load(Ordering::SeqCst)
     }
 }
 
@@ -637,6 +652,90 @@ fn lsn_out_of_range(lsn: u64, last: u64) -> Error {
 }
 
 impl Inner {
+    /// Checks the options, takes the lock and recovers: everything of an open but the threads.
+    fn open(dir: &Path, opts: Options, fs: Arc<dyn Fs>) -> Result<Arc<Inner>> {
+        let dir = dir.to_path_buf();
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&opts.segment_size) {
+            return Err(Error::invalid(format!(
+                "segmentSize must be an integer from {MIN_SEGMENT_SIZE} to {MAX_SEGMENT_SIZE}, got {}",
+                opts.segment_size
+            )));
+        }
+        if let SyncMode::Interval(d) = opts.sync {
+            if d.is_zero() {
+                return Err(Error::invalid("sync.intervalMs must be a positive number"));
+            }
+        }
+        // A directory is durable only once its parent is synced (its entry is in the
+        // parent): without that, a power loss could take a new WAL whole, acknowledged
+        // records included. Levels made here must be synced; the WAL directory's own
+        // entry is synced at every open too, best effort if it already existed (the
+        // caller may have made it, or an open that failed before syncing it).
+        let made: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && fs.list_dir(a).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        fs.create_dir_all(&dir)
+            .map_err(|e| Error::io(&e, format!("creating {}", dir.display())))?;
+        for parent in made.iter().filter_map(|d| parent_dir(d)) {
+            fs.sync_dir(&parent)
+                .map_err(|e| Error::io(&e, format!("syncing {}", parent.display())))?;
+        }
+        if made.is_empty() {
+            if let Some(parent) = parent_dir(&dir) {
+                let _ = fs.sync_dir(&parent);
+            }
+        }
+        let lock = fs
+            .lock_dir(&dir)
+            .map_err(|e| Error::io(&e, format!("locking {}", dir.display())))?;
+        let Some(lock) = lock else {
+            return Err(Error::new(
+                ErrorCode::Locked,
+                format!("{} is already open by another Wal", dir.display()),
+            ));
+        };
+        let found = recovery::recover(fs.as_ref(), &dir, &opts)?;
+        let parts: Box<[OnceLock<Arc<Partition>>]> = (0..=u16::MAX as usize).map(|_| OnceLock::new()).collect();
+        for (id, st) in found.partitions {
+            let _ = parts[id as usize].set(Arc::new(Partition::new(id, st)));
+        }
+        let inner = Arc::new(Inner {
+            dir,
+            fs,
+            opts,
+            parts,
+            closed: AtomicBool::new(false),
+            poisoned: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
+            rounds: AtomicU64::new(0),
+            files_opened: AtomicUsize::new(0),
+            counters: Counters {
+                appends: AtomicU64::new(0),
+                batches: AtomicU64::new(0),
+                syncs: AtomicU64::new(0),
+                bytes_written: AtomicU64::new(0),
+            },
+            sched: Mutex::new(Sched {
+                ready: VecDeque::new(),
+                stop: false,
+            }),
+            sched_cv: Condvar::new(),
+            stop_cv: Condvar::new(),
+            acks_dirty: Mutex::new(Vec::new()),
+            ack_signalled: AtomicBool::new(false),
+            notifier: Mutex::new(None),
+            recovery: found.truncations,
+            lock: Mutex::new(Some(lock)),
+            live_writers: AtomicUsize::new(0),
+            read_handles: Arc::default(),
+            closing: Mutex::new(None),
+            finished: AtomicBool::new(false),
+        });
+        Ok(inner)
+    }
+
     /// The partition, created empty on first use (it exists on disk from its first append).
     pub fn partition(&self, id: u16) -> Arc<Partition> {
         self.parts[id as usize]
@@ -698,37 +797,136 @@ impl Inner {
         Ok(())
     }
 
-    /// Puts the partition on the writers' queue unless it is there already.
+    /// Puts the partition on the writers' queue unless it is there already. Once the
+    /// writers have stopped (a call that raced with `close`), settles what was queued
+    /// with `WAL_CLOSED` instead: nothing may wait on writers that are gone.
     pub fn schedule(&self, p: &Arc<Partition>, mut st: std::sync::MutexGuard<'_, PState>) {
         if st.scheduled {
             return;
         }
-        st.scheduled = true;
-        drop(st);
         let mut s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
-        s.ready.push_back(p.clone());
-        drop(s);
-        self.sched_cv.notify_one();
-    }
-
-    /// Puts a partition that is still `scheduled` back at the end of the writers' queue.
-    pub(crate) fn requeue(&self, p: &Arc<Partition>) {
-        let mut s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
-        s.ready.push_back(p.clone());
-        drop(s);
-        self.sched_cv.notify_one();
-    }
-
-    fn enqueue_everywhere(&self, item: impl Fn(Arc<Done<()>>) -> Item) -> Vec<Arc<Done<()>>> {
-        let mut all = Vec::new();
-        for p in self.parts.iter().filter_map(|s| s.get()) {
-            let done = Done::new();
-            let mut st = p.lock();
-            st.queue.push_back(item(done.clone()));
-            self.schedule(p, st);
-            all.push(done);
+        if s.stop {
+            drop(s);
+            let frames = st.queue.iter().any(|i| matches!(i, Item::Frames(_)));
+            let items = std::mem::take(&mut st.queue);
+            drop(st);
+            if frames {
+                self.fail_all(p, &Error::closed());
+            }
+            for item in items {
+                crate::commit::fail_item(item, &Error::closed());
+            }
+            return;
         }
-        all
+        st.scheduled = true;
+        s.ready.push_back(p.clone());
+        drop(s);
+        drop(st);
+        self.sched_cv.notify_one();
+    }
+
+    /// A sync queued on every partition; complete when all of them are.
+    fn sync_everywhere(&self) -> Pending {
+        let parts: Vec<&Arc<Partition>> = self.parts.iter().filter_map(|s| s.get()).collect();
+        if parts.is_empty() {
+            return Pending::ready(Ok(()));
+        }
+        let done = Done::with_parts(parts.len());
+        for p in parts {
+            let mut st = p.lock();
+            st.queue.push_back(Item::Sync(Reply::new(done.clone())));
+            self.schedule(p, st);
+        }
+        Pending::queued(done)
+    }
+
+    /// The close's syncs are done (this may run inside a writer's round): the writers
+    /// stop once the ready queue is empty, and the last one finishes the close (a
+    /// driven WAL's `Driver::step` does, after its round).
+    fn stop_writers(&self, synced: Result<()>, reply: Reply<()>) {
+        *self.closing.lock().unwrap_or_else(|p| p.into_inner()) = Some((synced, reply));
+        {
+            let mut s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
+            s.stop = true;
+            self.sched_cv.notify_all();
+            self.stop_cv.notify_all();
+        }
+    }
+
+    /// Releases what the writers held and the lock, then completes the close; once.
+    fn finish_close_if_stopped(&self) {
+        {
+            let s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
+            if !s.stop || !s.ready.is_empty() {
+                return;
+            }
+        }
+        if self.finished.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for p in self.parts.iter().filter_map(|s| s.get()) {
+            let mut st = p.lock();
+            st.active = None;
+            // Tidy; a spare left behind would be deleted at the next open anyway.
+            if let Some(index) = st.spare.take() {
+                let _ = self.fs.remove(&self.dir.join(format::spare_file_name(p.id, index)));
+            }
+        }
+        self.read_handles.clear();
+        let closing = self.closing.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let closed = if self.is_poisoned.load(Ordering::SeqCst) {
+            // What was appended since the failed fdatasync is not durable: say so.
+            Err(self.poison_error())
+        } else {
+            closing
+                .as_ref()
+                .map_or(Ok(()), |(synced, _)| synced.clone())
+                .and_then(|()| recovery::mark_clean(self.fs.as_ref(), &self.dir))
+        };
+        *self.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some((_, reply)) = closing {
+            reply.set(closed);
+        }
+    }
+
+    /// After a round: the partition goes to the back of the writers' queue if more is
+    /// staged (still `scheduled`), else it is idle until the next `schedule`.
+    fn after_round(&self, p: &Arc<Partition>) {
+        let mut st = p.lock();
+        if st.queue.is_empty() {
+            st.scheduled = false;
+            drop(st);
+        } else {
+            // Under the partition lock: lock order partition, then scheduler (as `schedule`).
+            self.sched
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .ready
+                .push_back(p.clone());
+            drop(st);
+            self.sched_cv.notify_one();
+        }
+    }
+
+    /// One writer round of `p`; a panic in it poisons the WAL and fails the partition
+    /// instead of killing the writer (its queue stays scheduled, so it is still drained).
+    fn run_round(&self, p: &Arc<Partition>) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.round(p)));
+        if r.is_err() {
+            let e = Error::new(ErrorCode::Io, "internal error in the writer thread");
+            self.poison(&e);
+            self.fail_all(p, &e);
+        }
+    }
+
+    fn interval_tick(&self) {
+        for p in self.parts.iter().filter_map(|s| s.get()) {
+            let mut st = p.lock();
+            if st.active.as_ref().is_some_and(|a| a.dirty) && !st.queue.iter().any(|i| matches!(i, Item::Sync(_))) {
+                st.queue.push_back(Item::Sync(Reply::new(Done::new())));
+                self.schedule(p, st);
+            }
+        }
     }
 
     /// Records acknowledgement events and wakes the JS side (once until it takes them).
@@ -751,18 +949,17 @@ impl Inner {
                         break p;
                     }
                     if s.stop {
+                        drop(s);
+                        if self.live_writers.fetch_sub(1, Ordering::SeqCst) == 1 {
+                            self.finish_close_if_stopped();
+                        }
                         return;
                     }
                     s = self.sched_cv.wait(s).unwrap_or_else(|p| p.into_inner());
                 }
             };
-            // A panic must not kill the writer silently: fail the partition instead.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(&p)));
-            if r.is_err() {
-                let e = Error::new(ErrorCode::Io, "internal error in the writer thread");
-                self.poison(&e);
-                self.fail_all(&p, &e);
-            }
+            self.run_round(&p);
+            self.after_round(&p);
         }
     }
 
@@ -775,13 +972,7 @@ impl Inner {
                     return;
                 }
             }
-            for p in self.parts.iter().filter_map(|s| s.get()) {
-                let mut st = p.lock();
-                if st.active.as_ref().is_some_and(|a| a.dirty) {
-                    st.queue.push_back(Item::Sync(Reply(Done::new())));
-                    self.schedule(p, st);
-                }
-            }
+            self.interval_tick();
         }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use segwal_core::format::{self, SegmentHeader};
-use segwal_core::sim::SimFs;
+use segwal_sim::SimFs;
 use segwal_core::{ErrorCode, Options, Start, SyncMode, Wal};
 
 const DIR: &str = "/wal";

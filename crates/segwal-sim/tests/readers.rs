@@ -119,7 +119,7 @@ fn a_reader_overtaken_by_a_purge_gets_lsn_purged() {
     while next <= segs[0].last_lsn {
         next = first_batch(&mut r, 1 << 20) + 1;
     }
-    w.wal.purge_before(0, segs[2].first_lsn).unwrap();
+    w.wal.purge_before(0, segs[2].first_lsn).unwrap().wait().unwrap();
     let e = r.next_batch(4096).err().expect("overtaken");
     assert_eq!(e.code, ErrorCode::LsnPurged, "{e}");
 }
@@ -182,7 +182,7 @@ fn readers_racing_truncates_and_purges_get_only_api_codes() {
                 w.wal.truncate_after(0, keep).unwrap().wait().unwrap();
                 next = keep + 1;
             } else {
-                w.wal.purge_before(0, next - 20).unwrap();
+                w.wal.purge_before(0, next - 20).unwrap().wait().unwrap();
             }
         }
         stop.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -6,8 +6,8 @@ mod harness;
 use std::time::Duration;
 
 use harness::*;
-use segwal_core::sim::SimFs;
 use segwal_core::ErrorCode;
+use segwal_sim::SimFs;
 
 fn settle() {
     std::thread::sleep(Duration::from_millis(10));

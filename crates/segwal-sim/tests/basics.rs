@@ -82,15 +82,15 @@ fn purge_rules() {
     let n = segs.len();
     assert!(n >= 4);
     // Below the first segment's last LSN: nothing goes.
-    let r = w.wal.purge_before(1, segs[0].last_lsn).unwrap();
+    let r = w.wal.purge_before(1, segs[0].last_lsn).unwrap().wait().unwrap();
     assert_eq!(r.segments_deleted, 0);
-    let r = w.wal.purge_before(1, segs[1].last_lsn + 1).unwrap();
+    let r = w.wal.purge_before(1, segs[1].last_lsn + 1).unwrap().wait().unwrap();
     assert_eq!(r.segments_deleted, 2);
     assert_eq!(r.bytes_freed, segs[0].bytes + segs[1].bytes);
     assert_eq!(r.first_lsn, segs[2].first_lsn);
     assert!(!dir.path().join(&segs[0].file).exists());
     // Everything: the active segment stays.
-    let r = w.wal.purge_before(1, u64::MAX).unwrap();
+    let r = w.wal.purge_before(1, u64::MAX).unwrap().wait().unwrap();
     assert_eq!(r.segments_deleted as usize, n - 3);
     assert_eq!(w.wal.segments(1).unwrap().len(), 1);
     assert!(w.wal.segments(1).unwrap()[0].active);
@@ -206,7 +206,7 @@ fn a_reader_finishes_a_segment_purged_under_it() {
     let first = r.next_batch(256).unwrap().unwrap();
     assert_eq!(first.records[0].lsn, 1);
     let seg1_last = w.wal.segments(0).unwrap()[0].last_lsn;
-    w.wal.purge_before(0, seg1_last + 1).unwrap();
+    w.wal.purge_before(0, seg1_last + 1).unwrap().wait().unwrap();
     let mut lsns: Vec<u64> = first.records.iter().map(|x| x.lsn).collect();
     while let Some(b) = r.next_batch(256).unwrap() {
         lsns.extend(b.records.iter().map(|x| x.lsn));

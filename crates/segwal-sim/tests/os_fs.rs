@@ -2,7 +2,7 @@
 //! against the trait's zero-filling default as the reference.
 
 use segwal_core::fs::{Fs, OsFs};
-use segwal_core::sim::SimFs;
+use segwal_sim::SimFs;
 use std::path::Path;
 
 fn content() -> Vec<u8> {

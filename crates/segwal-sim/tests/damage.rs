@@ -18,8 +18,8 @@ use common::*;
 use std::sync::Arc;
 
 use segwal_core::format::{self, SegmentHeader, FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
-use segwal_core::sim::SimFs;
 use segwal_core::{AckEvent, ErrorCode, Options, Start, Wal};
+use segwal_sim::SimFs;
 
 const SEG: u64 = 1024;
 const HEADER: u64 = SEGMENT_HEADER_LEN as u64;

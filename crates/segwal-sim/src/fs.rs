@@ -1,4 +1,4 @@
-//! An in-memory `Fs` for power-loss and fault-injection tests.
+//! An in-memory `Fs` for power-loss and fault-injection tests and the simulator.
 //!
 //! Every file has the content a reader sees (volatile) and the content that would survive
 //! a power cut (durable); `sync_data` moves one to the other. Directory entries work the
@@ -24,7 +24,11 @@
 //!   A file occupies max(size, preallocated); space comes back when a file is removed
 //!   and no handle is open on it, or when `set_len` cuts it (which, like ftruncate on
 //!   ext4 and XFS, also drops the preallocation past the new end);
-//! - `set_latency(d)`: every mutating call takes `d` (work queues up behind it).
+//! - `set_latency(d)`: every mutating call takes `d` (work queues up behind it);
+//! - `panic_at(n)`: call n panics;
+//! - `flip_bit(path, offset, bit)`: damage on the medium (in what was written and what is durable).
+//!
+//! `open_handles()` counts the file handles open (descriptors, for bounds checks).
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -34,7 +38,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::fs::{Fs, FsFile};
+use segwal_core::fs::{Fs, FsFile};
+
+use crate::rng::Rng;
 
 type Ino = u64;
 
@@ -107,6 +113,7 @@ struct State {
     fail_next_sync: Option<i32>,
     fail_next_sync_dir: Option<i32>,
     capacity: Option<u64>,
+    panic_at: Option<u64>,
 }
 
 struct Shared {
@@ -180,24 +187,6 @@ fn apply_dir(entries: &mut BTreeMap<String, Ino>, op: &DirOp) {
     }
 }
 
-/// splitmix64: enough randomness for choosing torn prefixes, and no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..=n.
-    fn upto(&mut self, n: usize) -> usize {
-        (self.next() % (n as u64 + 1)) as usize
-    }
-}
-
 /// The content after writeback persisted a random subset of the pages that differ
 /// between what was synced (`durable`) and what was written (`data`).
 fn reordered_pages(mut keep: impl FnMut(usize) -> bool, durable: &[u8], data: &[u8]) -> Vec<u8> {
@@ -222,7 +211,7 @@ fn reordered_pages(mut keep: impl FnMut(usize) -> bool, durable: &[u8], data: &[
 /// often) one ending on an 8-byte boundary (where frames end) or on a 512-byte sector.
 fn torn_len(rng: &mut Rng, off: u64, len: usize) -> usize {
     let any = rng.upto(len);
-    let align = match rng.next() % 3 {
+    let align = match rng.u64() % 3 {
         0 => return any,
         1 => 8,
         _ => 512,
@@ -249,6 +238,10 @@ impl State {
         let n = self.ops;
         self.ops += 1;
         let what = what();
+        if self.panic_at == Some(n) {
+            self.panic_at = None;
+            panic!("SimFs: a panic injected at call {n} ({what})");
+        }
         if self.crash_at.is_some_and(|c| n >= c) {
             self.dead = true;
             self.log.push(format!("{n}: CRASH at {what}"));
@@ -333,6 +326,11 @@ impl SimFs {
 
     pub fn crashed(&self) -> bool {
         self.st().dead
+    }
+
+    /// Call `n` panics (a bug in the caller's thread, as far as the engine can tell).
+    pub fn panic_at(&self, n: u64) {
+        self.st().panic_at = Some(n);
     }
 
     /// Call `n` fails once with `errno`.
@@ -440,7 +438,7 @@ impl SimFs {
 
     fn power_loss_as(&self, seed: Option<u64>, reorder: bool, lost_page: Option<(Ino, usize)>) -> SimFs {
         let st = self.st();
-        let mut rng = Rng(seed.unwrap_or(0) ^ 0x5eed);
+        let mut rng = Rng::new(seed.unwrap_or(0) ^ 0x5eed);
         let mut new = State {
             capacity: st.capacity,
             next_ino: st.next_ino,
@@ -471,7 +469,7 @@ impl SimFs {
                 if reorder && !old.pending.is_empty() && writes_only {
                     data = match lost_page {
                         Some(lost) => reordered_pages(|p| (ino, p) != lost, &old.durable, &old.data),
-                        None => reordered_pages(|_| rng.next().is_multiple_of(2), &old.durable, &old.data),
+                        None => reordered_pages(|_| rng.u64().is_multiple_of(2), &old.durable, &old.data),
                     };
                 } else if seed.is_some() && !old.pending.is_empty() {
                     let k = rng.upto(old.pending.len());
@@ -479,7 +477,7 @@ impl SimFs {
                         apply(&mut data, op);
                     }
                     if let Some(FileOp::Write { off, data: bytes }) = old.pending.get(k) {
-                        if rng.next().is_multiple_of(2) {
+                        if rng.u64().is_multiple_of(2) {
                             let kept = torn_len(&mut rng, *off, bytes.len());
                             let zeros = rng.upto(bytes.len() - kept);
                             write_into(&mut data, *off, &bytes[..kept]);
@@ -518,6 +516,29 @@ impl SimFs {
             );
         }
         SimFs::from_state(new)
+    }
+
+    /// Clears every fault armed and not yet fired (a reopen starts on a healthy disk).
+    pub fn clear_faults(&self) {
+        let mut st = self.st();
+        st.crash_at = None;
+        st.fail_ops.clear();
+        st.fail_next_sync = None;
+        st.fail_next_sync_dir = None;
+    }
+
+    /// Flips one bit of a file where it is written and where it is durable (damage on
+    /// the medium, not a write: no call is counted, no fault applies).
+    pub fn flip_bit(&self, path: &Path, offset: u64, bit: u8) {
+        let mut st = self.st();
+        let Ok(ino) = st.lookup(path) else { return };
+        let i = st.inode(ino);
+        let at = offset as usize;
+        for content in [&mut i.data, &mut i.durable] {
+            if let Some(b) = content.get_mut(at) {
+                *b ^= 1 << (bit & 7);
+            }
+        }
     }
 
     /// A file's content as a reader sees it (no fault applies).

@@ -13,8 +13,8 @@
 mod harness;
 
 use harness::*;
-use segwal_core::sim::SimFs;
 use segwal_core::{Options, SyncMode};
+use segwal_sim::SimFs;
 
 #[derive(Clone, Copy, Debug)]
 enum Loss {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use harness::*;
 use segwal_core::format;
-use segwal_core::sim::SimFs;
 use segwal_core::{ErrorCode, Options, Start, SyncMode, Wal};
+use segwal_sim::SimFs;
 
 fn read_all(wal: &Wal, p: u16) -> segwal_core::Result<Vec<(u64, Vec<u8>)>> {
     let mut r = wal.reader(p, Start::Lsn(0))?;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use segwal_core::format::{self, Decoded, SegmentHeader};
-use segwal_core::sim::SimFs;
 use segwal_core::{ErrorCode, Options, Start, SyncMode, Wal};
+use segwal_sim::SimFs;
 
 const DIR: &str = "/wal";
 

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use segwal_core::format::{self, SegmentHeader};
-use segwal_core::sim::SimFs;
 use segwal_core::{Options, Start, SyncMode, Wal};
+use segwal_sim::SimFs;
 
 struct Counting;
 

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use segwal_core::sim::SimFs;
 use segwal_core::{AckEvent, ErrorCode, Options, Start, SyncMode, Wal};
+use segwal_sim::SimFs;
 
 pub const DIR: &str = "/wal";
 
@@ -436,7 +436,7 @@ impl Driver {
     pub fn purge(&mut self, p: u16, min: u64) -> bool {
         self.wait();
         let seq = self.seq();
-        let r = self.wal.purge_before(p, min);
+        let r = self.wal.purge_before(p, min).and_then(|t| t.wait());
         if let Err(e) = &r {
             self.m.errors.push(format!("purge p{p} {min}: {e}"));
         }

@@ -156,7 +156,7 @@ fn records_read_every_record_with_positions() {
 fn purged_start_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let w = populate(dir.path());
-    let r = w.wal.purge_before(1, 40).unwrap();
+    let r = w.wal.purge_before(1, 40).unwrap().wait().unwrap();
     assert!(r.segments_deleted > 0);
     let first = w.wal.first_lsn(1).unwrap();
     assert!(first > 1);
@@ -463,7 +463,7 @@ impl segwal_core::fs::Fs for Phantom {
 fn segments_purged_during_a_read_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let w = populate(dir.path());
-    assert_eq!(w.wal.purge_before(1, 40).unwrap().segments_deleted, 1);
+    assert_eq!(w.wal.purge_before(1, 40).unwrap().wait().unwrap().segments_deleted, 1);
     let first = w.wal.first_lsn(1).unwrap();
     let fs = Phantom("part_1_0000000001.wal".into());
     let parts = inspect::inspect_with(&fs, dir.path()).unwrap();

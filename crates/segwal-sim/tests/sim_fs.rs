@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use segwal_core::fs::Fs;
-use segwal_core::sim::SimFs;
+use segwal_sim::SimFs;
 
 fn errno(e: std::io::Error) -> i32 {
     e.raw_os_error().unwrap()

@@ -1,0 +1,107 @@
+//! What a caller of the engine may expect, per partition: which bytes each LSN holds now,
+//! which ones it ever held (what a crash may bring back), what must survive a crash, and
+//! which errors a reader may get. The checker in `run.rs` holds the engine to it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+/// One record as the caller staged it. `id` grows across the whole run, so a truncate
+/// removes exactly the versions staged before it (`id < mark`).
+#[derive(Clone)]
+pub struct Version {
+    pub id: u64,
+    pub bytes: Rc<Vec<u8>>,
+}
+
+pub struct Truncate {
+    pub lsn: u64,
+    /// Versions with a smaller id and an LSN above `lsn` are removed.
+    pub mark: u64,
+    pub resolved: bool,
+}
+
+pub struct Part {
+    /// The LSN the next append gets.
+    pub next: u64,
+    /// `truncate_after` calls accepted in this session (the engine's ack generation).
+    pub generation: u64,
+    /// The caller's view: every LSN handed out and not failed or truncated.
+    pub cur: BTreeMap<u64, Version>,
+    /// Appends not yet acknowledged or failed, in call order: (lsn, generation).
+    pub pending: VecDeque<(u64, u64)>,
+    /// Highest LSN acknowledged (as the ack events said).
+    pub acked: u64,
+    /// LSNs up to here must survive any crash with their `cur` bytes.
+    pub durable: u64,
+    /// LSNs below may be gone after a purge (as a prefix).
+    pub purge_floor: u64,
+    /// A bit was flipped in a segment starting at this LSN: from here on, records may
+    /// be unreadable (`WAL_CORRUPTION`) and `repair` may drop them.
+    pub damaged_from: Option<u64>,
+    /// Every version ever staged per LSN (what a crash may bring back).
+    pub history: BTreeMap<u64, Vec<Version>>,
+    /// This session's truncates.
+    pub truncates: Vec<Truncate>,
+    /// The highest `min_lsn` of this session's purges.
+    pub purged_below: u64,
+    /// A truncate of this session failed (the WAL is poisoned; the file may be cut
+    /// where the segment table still lists records).
+    pub truncate_failed: bool,
+    /// Appended to since the WAL was opened (issue 9 #7: a resumed segment nothing was
+    /// written to is never synced).
+    pub written: bool,
+    /// Positions of records (from acks and reads): (segment, offset) -> version id, lsn.
+    pub positions: Vec<(u64, u64, u64, u64)>,
+}
+
+impl Default for Part {
+    fn default() -> Part {
+        Part {
+            next: 1,
+            generation: 0,
+            cur: BTreeMap::new(),
+            pending: VecDeque::new(),
+            acked: 0,
+            durable: 0,
+            purge_floor: 0,
+            damaged_from: None,
+            history: BTreeMap::new(),
+            truncates: Vec::new(),
+            purged_below: 0,
+            truncate_failed: false,
+            written: false,
+            positions: Vec::new(),
+        }
+    }
+}
+
+impl Part {
+    pub fn stage(&mut self, lsn: u64, v: Version) {
+        self.history.entry(lsn).or_default().push(v.clone());
+        self.cur.insert(lsn, v);
+        self.pending.push_back((lsn, self.generation));
+        self.written = true;
+        self.next = lsn + 1;
+    }
+
+    /// The truncates that removed version `v` of `lsn` (none: it was never removed by one).
+    pub fn removed_by(&self, lsn: u64, v: &Version) -> impl Iterator<Item = (usize, &Truncate)> {
+        let id = v.id;
+        self.truncates
+            .iter()
+            .enumerate()
+            .filter(move |(_, t)| t.lsn < lsn && id < t.mark)
+    }
+
+    pub fn version_with(&self, lsn: u64, bytes: &[u8]) -> Option<&Version> {
+        self.history.get(&lsn)?.iter().find(|v| v.bytes.as_slice() == bytes)
+    }
+
+    /// The acknowledged LSN once truncates made after generation `generation` apply.
+    pub fn cap_after(&self, generation: u64, lsn: u64) -> u64 {
+        self.truncates
+            .iter()
+            .skip(generation as usize)
+            .fold(lsn, |acc, t| acc.min(t.lsn))
+    }
+}
