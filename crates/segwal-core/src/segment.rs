@@ -52,8 +52,13 @@ fn now_ms() -> u64 {
 /// becomes the segment by `activate_spare`, whose rename the round syncs before it
 /// acknowledges anything in it; a spare left by a crash is deleted at open.
 pub fn create_spare(fs: &dyn Fs, dir: &Path, partition: u16, index: u64, preallocate: Option<u64>) -> Result<()> {
-    let name = format::spare_file_name(partition, index);
-    let path = dir.join(&name);
+    create_reserved(fs, dir, &format::spare_file_name(partition, index), preallocate).map(drop)
+}
+
+/// Creates `name` in `dir` with `preallocate` bytes reserved; removes it again if the
+/// reservation fails, so that no half-made file is left for recovery to puzzle over.
+fn create_reserved(fs: &dyn Fs, dir: &Path, name: &str, preallocate: Option<u64>) -> Result<Arc<dyn FsFile>> {
+    let path = dir.join(name);
     let file = fs
         .create(&path)
         .map_err(|e| Error::io(&e, format!("creating {name}")))?;
@@ -64,7 +69,7 @@ pub fn create_spare(fs: &dyn Fs, dir: &Path, partition: u16, index: u64, preallo
             return Err(Error::io(&e, format!("preallocating {name}")));
         }
     }
-    Ok(())
+    Ok(file)
 }
 
 /// Turns the spare of segment `index` into the segment (rename) and opens it. Durable once
@@ -87,20 +92,7 @@ pub fn create_file(
     index: u64,
     preallocate: Option<u64>,
 ) -> Result<Arc<dyn FsFile>> {
-    let name = format::segment_file_name(partition, index);
-    let path = dir.join(&name);
-    let file = fs
-        .create(&path)
-        .map_err(|e| Error::io(&e, format!("creating {name}")))?;
-    if let Some(len) = preallocate {
-        if let Err(e) = preallocate_file(file.as_ref(), len) {
-            drop(file);
-            // Leave no half-made segment behind for recovery to puzzle over.
-            let _ = fs.remove(&path);
-            return Err(Error::io(&e, format!("preallocating {name}")));
-        }
-    }
-    Ok(file)
+    create_reserved(fs, dir, &format::segment_file_name(partition, index), preallocate)
 }
 
 /// Writes the header of a segment coming into use. Not synced here: the first commit's
