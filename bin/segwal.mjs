@@ -56,18 +56,11 @@ function native() {
   return nativeBinding
 }
 
-/** An error from the addon (`segwal:{json}`) as a CliError with a readable message. */
+/** An error from the addon (a `WAL_*` code among its properties) as a CliError with a readable message. */
 function engineError(e) {
-  const m = typeof e?.message === 'string' ? e.message : String(e)
-  if (!m.startsWith('segwal:')) return e
-  let detail
-  try {
-    detail = JSON.parse(m.slice('segwal:'.length))
-  } catch {
-    return new CliError(m)
-  }
-  const err = new CliError(`${detail.code}: ${detail.message}`)
-  for (const k of ['code', 'file', 'offset', 'errno']) if (detail[k] !== undefined) err[k] = detail[k]
+  if (typeof e?.code !== 'string' || !e.code.startsWith('WAL_')) return e
+  const err = new CliError(`${e.code}: ${e.message}`)
+  for (const k of ['code', 'file', 'offset', 'errno']) if (e[k] != null) err[k] = e[k]
   return err
 }
 

@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import type { NativeErrorDetail } from './errors'
 import type { PurgeResult, SegmentInfo, WalStats } from './types'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -46,7 +47,7 @@ export interface NativeBinding {
   setRef(wal: WalHandle, on: boolean): void
   releaseNotifier(wal: WalHandle): void
   takeAcks(wal: WalHandle, out: Float64Array): number
-  takeAckErrors(wal: WalHandle): string[]
+  takeAckErrors(wal: WalHandle): NativeErrorDetail[]
   recovery(wal: WalHandle): number[]
   append(wal: WalHandle, partition: number, payload: Uint8Array): number
   appendString(wal: WalHandle, partition: number, payload: string): number
@@ -62,7 +63,7 @@ export interface NativeBinding {
     partitions: Uint16Array,
     count: number,
     lsns: Float64Array,
-  ): string[] | null
+  ): NativeErrorDetail[] | null
   appendBatch(wal: WalHandle, partition: number, parts: Uint8Array[]): number
   /** A written record staged at once (large ones): its LSN. */
   write(wal: WalHandle, partition: number, payload: Uint8Array): number

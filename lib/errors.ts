@@ -64,41 +64,36 @@ export class WalError extends Error {
 
 Object.defineProperty(WalError.prototype, 'name', { value: 'WalError', enumerable: false, writable: true, configurable: true })
 
-/** Prefix of the message of every error the native binding raises. */
-const NATIVE_PREFIX = 'segwal:'
-
-interface NativeDetail {
-  code?: string
-  message?: string
+/**
+ * The fields of a native failure: the properties of every error the binding
+ * throws or rejects with, and the errors of failed ack events.
+ */
+export interface NativeErrorDetail {
+  /** A `WAL_*` code, or `WAL_INTERNAL` for a caught native panic. */
+  code: string
+  message: string
   file?: string
   offset?: number
   errno?: string
   osCode?: number
 }
 
-/** Builds a WalError from the JSON detail the binding encodes. */
-export function fromDetail(json: string): WalError {
-  let d: NativeDetail
-  try {
-    d = JSON.parse(json) as NativeDetail
-  } catch {
-    return new WalError('WAL_IO_ERROR', json)
-  }
-  const message = d.message ?? 'unknown error'
-  const code: WalErrorCode = d.code !== undefined && CODES.has(d.code) ? (d.code as WalErrorCode) : 'WAL_IO_ERROR'
+/** Builds the WalError of a native failure. */
+export function fromNative(d: NativeErrorDetail): WalError {
+  const code: WalErrorCode = CODES.has(d.code) ? (d.code as WalErrorCode) : 'WAL_IO_ERROR'
   const details: WalErrorDetails = {}
-  if (d.file !== undefined) details.file = d.file
-  if (d.offset !== undefined) details.offset = d.offset
-  if (d.errno !== undefined) details.errno = d.errno
+  if (d.file != null) details.file = d.file
+  if (d.offset != null) details.offset = d.offset
+  if (d.errno != null) details.errno = d.errno
   if (code === 'WAL_IO_ERROR') {
-    const cause = new Error(message) as NodeJS.ErrnoException
-    if (d.errno !== undefined) cause.code = d.errno
-    if (d.osCode !== undefined) cause.errno = -d.osCode
-    if (d.file !== undefined) cause.path = d.file
+    const cause = new Error(d.message) as NodeJS.ErrnoException
+    if (d.errno != null) cause.code = d.errno
+    if (d.osCode != null) cause.errno = -d.osCode
+    if (d.file != null) cause.path = d.file
     details.cause = cause
   }
-  const err = new WalError(code, message, details)
-  if (d.code !== undefined && !CODES.has(d.code)) {
+  const err = new WalError(code, d.message, details)
+  if (!CODES.has(d.code)) {
     // WAL_INTERNAL (a caught native panic) and the like: keep what it was.
     Object.defineProperty(err, 'nativeCode', { value: d.code, enumerable: false })
   }
@@ -107,13 +102,14 @@ export function fromDetail(json: string): WalError {
 
 /**
  * Turns anything the binding threw into a WalError (leaves WalErrors alone).
- * Errors without the binding's encoding (a native argument-conversion
- * failure) become `WAL_INVALID_ARGUMENT`.
+ * Errors without a `WAL_*` code (a native argument-conversion failure) become
+ * `WAL_INVALID_ARGUMENT`.
  */
 export function toWalError(e: unknown): WalError {
   if (e instanceof WalError) return e
   if (e instanceof Error) {
-    if (e.message.startsWith(NATIVE_PREFIX)) return fromDetail(e.message.slice(NATIVE_PREFIX.length))
+    const { code } = e as Error & { code?: unknown }
+    if (typeof code === 'string' && code.startsWith('WAL_')) return fromNative(e as Error & NativeErrorDetail)
     return new WalError('WAL_INVALID_ARGUMENT', e.message, { cause: e })
   }
   return new WalError('WAL_IO_ERROR', String(e))

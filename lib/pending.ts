@@ -47,8 +47,8 @@ export interface Failure {
 /** Why the engine refused a record (its `Failure` is found when the record's turn comes). */
 export interface Refusal {
   readonly error: WalError
-  /** The engine's encoded error: a refusal repeats the failure that caused it. */
-  readonly detail: string
+  /** Code and message of the engine's error: a refusal repeats the failure that caused it. */
+  readonly cause: string
 }
 
 /** Entry kinds. */
@@ -149,7 +149,7 @@ export class PartitionWrites {
   pushRefused(refusal: Refusal, resolve: Resolve | undefined, reject: Reject | undefined): void {
     if (resolve === undefined && this.size > 0) {
       const t = (this.head + this.size - 1) & this.mask
-      if (this.kind[t] === REFUSED && this.resolvers[t] === undefined && this.refusals[t]!.detail === refusal.detail) {
+      if (this.kind[t] === REFUSED && this.resolvers[t] === undefined && this.refusals[t]!.cause === refusal.cause) {
         this.records[t]! += 1
         return
       }

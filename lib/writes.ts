@@ -14,7 +14,7 @@
  * failure's event (`takeAcks` hands every event over at once).
  */
 import { ACK_FAILED, ACK_HEADER, POSITION_WIDTH, native, type WalHandle } from './binding'
-import { WalError, closedError, fromDetail, invalidArgument, toWalError } from './errors'
+import { WalError, closedError, fromNative, invalidArgument, toWalError, type NativeErrorDetail } from './errors'
 import {
   PartitionWrites,
   type AckEventRef,
@@ -370,7 +370,7 @@ export class Writes implements SettleSink {
     if (n === 0) return
     this.#stageCount = 0
     this.#stageBytes = 0
-    let errors: string[] | null = null
+    let errors: NativeErrorDetail[] | null = null
     let thrown: WalError | undefined
     try {
       errors = native.appendMany(this.#handle, this.#stageData, this.#stageLengths, this.#stagePartitions, n, this.#stageLsns)
@@ -385,7 +385,7 @@ export class Writes implements SettleSink {
    * the failure that made the engine refuse it (see PartitionWrites.pushRefused). The
    * partitions' entries of this tick are rebuilt with the refusals in place.
    */
-  #refused(n: number, errors: string[] | null, thrown: WalError | undefined): void {
+  #refused(n: number, errors: NativeErrorDetail[] | null, thrown: WalError | undefined): void {
     const lsns = this.#stageLsns
     const partitions = this.#stagePartitions
     const hit = new Set<number>()
@@ -399,8 +399,8 @@ export class Writes implements SettleSink {
         const lsn = lsns[i]!
         if (thrown !== undefined || lsn < 0) {
           const detail = thrown === undefined ? errors?.[-lsn - 1] : undefined
-          const error = thrown ?? (detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail))
-          refusal = { error, detail: detail ?? error.message }
+          const error = thrown ?? (detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromNative(detail))
+          refusal = { error, cause: `${error.code} ${error.message}` }
           this.#pendingBytes -= this.#stageLengths[i]!
         }
         records.push({ write: this.#stageWrites[i] === 1, refusal })
@@ -524,7 +524,7 @@ export class Writes implements SettleSink {
 
   /** Files the events of `acks[0..n]` under their partitions; failures are known from here on. */
   #take(acks: Float64Array, n: number): void {
-    let errors: string[] | undefined
+    let errors: NativeErrorDetail[] | undefined
     let e = 0
     for (let at = 0; at < n; ) {
       const partition = acks[at]!
@@ -538,7 +538,7 @@ export class Writes implements SettleSink {
       if (failed) {
         errors ??= native.takeAckErrors(this.#handle)
         const detail = errors[e++]
-        const error = detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromDetail(detail)
+        const error = detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromNative(detail)
         // The engine resumes after its last acknowledged record.
         ps.nextLsn = 0
         if (count > 0) ev.failure = this.newFailure(partition, error, Infinity)

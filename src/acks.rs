@@ -9,7 +9,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use segwal_core as core;
 
-use crate::errors::{error_json, guard, internal_error};
+use crate::errors::{guard, ErrorDetail, Failure};
 use crate::{lock, WalHandle};
 
 /// Ack event kinds (see [`take_acks`]).
@@ -27,13 +27,13 @@ pub(crate) struct AckState {
     staged: Vec<f64>,
     at: usize,
     /// Errors of the failed events handed out so far, in order.
-    errors: Vec<String>,
+    errors: Vec<ErrorDetail>,
 }
 
 /// `setRef(handle, true)`.
 #[napi]
-pub fn set_notifier(handle: &External<WalHandle>, callback: Function<(), ()>) -> Result<()> {
-    guard(|| {
+pub fn set_notifier(env: &Env, handle: &External<WalHandle>, callback: Function<(), ()>) -> Result<()> {
+    guard(env, || {
         let tsfn: Notifier = callback
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
@@ -54,8 +54,8 @@ pub fn set_notifier(handle: &External<WalHandle>, callback: Function<(), ()>) ->
 /// Makes the notifier keep the event loop alive (`true`, while appends are in
 /// flight) or not (`false`).
 #[napi]
-pub fn set_ref(env: Env, handle: &External<WalHandle>, on: bool) -> Result<()> {
-    guard(|| {
+pub fn set_ref(env: &Env, handle: &External<WalHandle>, on: bool) -> Result<()> {
+    guard(env, || {
         if on == handle.referenced.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -71,7 +71,7 @@ pub fn set_ref(env: Env, handle: &External<WalHandle>, on: bool) -> Result<()> {
                 }
             };
             if status != napi::sys::Status::napi_ok {
-                return Err(internal_error("WAL_INTERNAL", "could not (un)ref the ack notifier"));
+                return Err(Failure::native("WAL_INTERNAL", "could not (un)ref the ack notifier"));
             }
             handle.referenced.store(on, Ordering::Relaxed);
         }
@@ -81,8 +81,8 @@ pub fn set_ref(env: Env, handle: &External<WalHandle>, on: bool) -> Result<()> {
 
 /// Releases the notifier (after close): no more callbacks.
 #[napi]
-pub fn release_notifier(handle: &External<WalHandle>) -> Result<()> {
-    guard(|| {
+pub fn release_notifier(env: &Env, handle: &External<WalHandle>) -> Result<()> {
+    guard(env, || {
         let tsfn = lock(&handle.notifier).take();
         handle.referenced.store(false, Ordering::Relaxed);
         drop(tsfn);
@@ -102,11 +102,11 @@ pub fn release_notifier(handle: &External<WalHandle>) -> Result<()> {
 /// - kind 1, failed: `n` = 0; its error is the next one of `takeAckErrors()`
 ///   (same order as the failed events).
 #[napi]
-pub fn take_acks(handle: &External<WalHandle>, mut out: Float64ArraySlice) -> Result<i32> {
+pub fn take_acks(env: &Env, handle: &External<WalHandle>, mut out: Float64ArraySlice) -> Result<i32> {
     // SAFETY: the facade's own array, not shared with another thread, and only
     // written during this synchronous call.
     let out = unsafe { out.as_mut() };
-    guard(|| {
+    guard(env, || {
         let mut state = lock(&handle.acks);
         let AckState { staged, at, errors } = &mut *state;
         if *at >= staged.len() {
@@ -137,7 +137,7 @@ pub fn take_acks(handle: &External<WalHandle>, mut out: Float64ArraySlice) -> Re
                             count, bytes, error, ..
                         } => {
                             staged.extend_from_slice(&[partition, ACK_FAILED, count as f64, bytes as f64, 0.0]);
-                            errors.push(error_json(&error));
+                            errors.push(ErrorDetail::from(&error));
                         }
                     }
                 }
@@ -153,17 +153,16 @@ pub fn take_acks(handle: &External<WalHandle>, mut out: Float64ArraySlice) -> Re
     })
 }
 
-/// The errors of the failed events `takeAcks` handed out, in the same order,
-/// as encoded error details (JSON, without the prefix); clears them.
+/// The errors of the failed events `takeAcks` handed out, in the same order; clears them.
 #[napi]
-pub fn take_ack_errors(handle: &External<WalHandle>) -> Vec<String> {
+pub fn take_ack_errors(handle: &External<WalHandle>) -> Vec<ErrorDetail> {
     std::mem::take(&mut lock(&handle.acks).errors)
 }
 
 /// What recovery cut at open: `partition, segment, truncatedBytes` per entry.
 #[napi]
-pub fn recovery(handle: &External<WalHandle>) -> Result<Vec<f64>> {
-    guard(|| {
+pub fn recovery(env: &Env, handle: &External<WalHandle>) -> Result<Vec<f64>> {
+    guard(env, || {
         let mut out = Vec::new();
         for t in handle.wal.recovery() {
             out.push(f64::from(t.partition));

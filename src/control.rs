@@ -8,13 +8,13 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use segwal_core as core;
 
-use crate::errors::{encode_error, engine, guard};
+use crate::errors::{guard, Failure, Outcome};
 use crate::{partition_arg, u64_arg, WalHandle};
 
 type Resolver<V> = Box<dyn FnOnce(Env) -> Result<V> + Send>;
 
 /// A promise settled (with `convert` of the result) once the engine completes `pending`.
-fn settle<'e, T, V>(env: &'e Env, pending: core::Pending<T>, convert: fn(T) -> V) -> Result<Object<'e>>
+fn settle<'e, T, V>(env: &'e Env, pending: core::Pending<T>, convert: fn(T) -> V) -> Outcome<Object<'e>>
 where
     T: Send + 'static,
     V: ToNapiValue + Send + 'static,
@@ -25,7 +25,7 @@ where
             let v = convert(v);
             deferred.resolve(Box::new(move |_| Ok(v)));
         }
-        Err(e) => deferred.reject(encode_error(&e)),
+        Err(e) => deferred.resolve(Box::new(move |env| Err(Failure::from(e).into_js(&env)))),
     });
     Ok(promise)
 }
@@ -41,16 +41,16 @@ pub struct PurgeResult {
 /// Makes everything appended so far durable.
 #[napi(ts_return_type = "Promise<void>")]
 pub fn sync<'e>(env: &'e Env, handle: &External<WalHandle>) -> Result<Object<'e>> {
-    guard(|| settle(env, handle.wal.sync(), |()| ()))
+    guard(env, || settle(env, handle.wal.sync(), |()| ()))
 }
 
 /// Removes every record above `lsn`; enqueued now (ordered with appends).
 #[napi(ts_return_type = "Promise<void>")]
 pub fn truncate_after<'e>(env: &'e Env, handle: &External<WalHandle>, partition: u32, lsn: f64) -> Result<Object<'e>> {
-    guard(|| {
+    guard(env, || {
         let partition = partition_arg(partition)?;
         let lsn = u64_arg(lsn, "lsn")?;
-        let pending = engine(handle.wal.truncate_after(partition, lsn))?;
+        let pending = handle.wal.truncate_after(partition, lsn)?;
         settle(env, pending, |()| ())
     })
 }
@@ -63,10 +63,10 @@ pub fn purge_before<'e>(
     partition: u32,
     min_lsn: f64,
 ) -> Result<Object<'e>> {
-    guard(|| {
+    guard(env, || {
         let partition = partition_arg(partition)?;
         let min_lsn = u64_arg(min_lsn, "minLsn")?;
-        let pending = engine(handle.wal.purge_before(partition, min_lsn))?;
+        let pending = handle.wal.purge_before(partition, min_lsn)?;
         settle(env, pending, |r: core::PurgeResult| PurgeResult {
             segments_deleted: r.segments_deleted as f64,
             bytes_freed: r.bytes_freed as f64,
@@ -78,5 +78,5 @@ pub fn purge_before<'e>(
 /// Completes pending appends, makes them durable and releases the lock.
 #[napi(ts_return_type = "Promise<void>")]
 pub fn close<'e>(env: &'e Env, handle: &External<WalHandle>) -> Result<Object<'e>> {
-    guard(|| settle(env, handle.wal.close_pending(), |()| ()))
+    guard(env, || settle(env, handle.wal.close_pending(), |()| ()))
 }

@@ -1,77 +1,120 @@
-//! Engine errors and caught panics as the JS errors the facade decodes.
+//! Failures of the binding and the engine, and the one place they become JS values.
+//!
+//! An entry point works with [`Failure`] (plain Rust data, made on any thread) and
+//! turns it into a JS value only on the JS thread, through [`guard`] or
+//! [`Failure::into_js`]: an `Error` whose `code` is a `WAL_*` code, with `file`,
+//! `offset`, `errno` and `osCode` as properties when known. Ack events carry the
+//! same fields as plain objects ([`ErrorDetail`]). The facade reads those
+//! properties to build its `WalError`; nothing is encoded in message text.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use napi::bindgen_prelude::*;
+use napi_derive::napi;
 use segwal_core as core;
 
-/// Prefix of the message of every error this binding raises.
-pub(crate) const ERROR_PREFIX: &str = "segwal:";
+/// The fields of a failure, as the facade receives them (ack events, and the
+/// properties of every error the binding throws or rejects with).
+#[napi(object)]
+pub struct ErrorDetail {
+    /// A `WAL_*` code, or `WAL_INTERNAL` for a caught native panic.
+    pub code: String,
+    pub message: String,
+    pub file: Option<String>,
+    pub offset: Option<f64>,
+    pub errno: Option<String>,
+    pub os_code: Option<i32>,
+}
 
-pub(crate) fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+/// Why a call failed, before it is a JS value.
+pub enum Failure {
+    Engine(core::Error),
+    /// Raised by the binding itself: a bad argument, a released cursor, a panic.
+    Native {
+        code: &'static str,
+        message: String,
+    },
+    /// A napi call failed (creating a value, a threadsafe function...).
+    Napi(Error),
+}
+
+pub type Outcome<T> = std::result::Result<T, Failure>;
+
+impl From<core::Error> for Failure {
+    fn from(e: core::Error) -> Self {
+        Failure::Engine(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Napi(e)
+    }
+}
+
+impl From<&core::Error> for ErrorDetail {
+    fn from(e: &core::Error) -> Self {
+        ErrorDetail {
+            code: e.code_str().to_string(),
+            message: e.message.clone(),
+            file: e.file.clone(),
+            offset: e.offset.map(|o| o as f64),
+            errno: e.errno.clone(),
+            os_code: e.os_code,
         }
     }
-    out.push('"');
-    out
 }
 
-/// The JSON detail of an engine error (without the prefix).
-pub(crate) fn error_json(err: &core::Error) -> String {
-    let mut s = format!(
-        "{{\"code\":{},\"message\":{}",
-        json_string(err.code_str()),
-        json_string(&err.message)
-    );
-    if let Some(file) = &err.file {
-        s.push_str(&format!(",\"file\":{}", json_string(file)));
+impl Failure {
+    pub fn native(code: &'static str, message: impl Into<String>) -> Self {
+        Failure::Native {
+            code,
+            message: message.into(),
+        }
     }
-    if let Some(offset) = err.offset {
-        s.push_str(&format!(",\"offset\":{offset}"));
+
+    /// The JS error for this failure; only on the JS thread.
+    pub fn into_js(self, env: &Env) -> Error {
+        let detail = match self {
+            Failure::Napi(e) => return e,
+            Failure::Engine(e) => ErrorDetail::from(&e),
+            Failure::Native { code, message } => ErrorDetail {
+                code: code.to_string(),
+                message,
+                file: None,
+                offset: None,
+                errno: None,
+                os_code: None,
+            },
+        };
+        js_error(env, detail).unwrap_or_else(|e| e)
     }
-    if let Some(errno) = &err.errno {
-        s.push_str(&format!(",\"errno\":{}", json_string(errno)));
+}
+
+fn js_error(env: &Env, d: ErrorDetail) -> Result<Error> {
+    let mut error = env.create_error(Error::from_reason(d.message))?;
+    error.set_named_property("code", d.code)?;
+    if let Some(file) = d.file {
+        error.set_named_property("file", file)?;
     }
-    if let Some(os_code) = err.os_code {
-        s.push_str(&format!(",\"osCode\":{os_code}"));
+    if let Some(offset) = d.offset {
+        error.set_named_property("offset", offset)?;
     }
-    s.push('}');
-    s
+    if let Some(errno) = d.errno {
+        error.set_named_property("errno", errno)?;
+    }
+    if let Some(os_code) = d.os_code {
+        error.set_named_property("osCode", os_code)?;
+    }
+    Ok(Error::from(error.to_unknown()))
 }
 
-/// An engine error as a napi error the facade can decode.
-pub(crate) fn encode_error(err: &core::Error) -> Error {
-    Error::new(Status::GenericFailure, format!("{ERROR_PREFIX}{}", error_json(err)))
+/// A `WAL_INVALID_ARGUMENT` failure; `message` names the argument.
+pub fn invalid(message: impl Into<String>) -> Failure {
+    Failure::native("WAL_INVALID_ARGUMENT", message)
 }
 
-/// An error that did not come from the engine (a panic, a bad argument that
-/// the facade should have caught).
-pub(crate) fn internal_error(code: &str, message: &str) -> Error {
-    Error::new(
-        Status::GenericFailure,
-        format!(
-            "{ERROR_PREFIX}{{\"code\":{},\"message\":{}}}",
-            json_string(code),
-            json_string(message)
-        ),
-    )
-}
-
-pub(crate) fn invalid(message: &str) -> Error {
-    internal_error("WAL_INVALID_ARGUMENT", message)
-}
-
-pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -81,17 +124,20 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Runs `f`, turning a panic into an error so that it never crosses into Node.
-pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// Runs `f` on any thread, turning a panic into a `WAL_INTERNAL` failure so that it
+/// never crosses into Node.
+pub fn catch<T>(f: impl FnOnce() -> Outcome<T>) -> Outcome<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result,
-        Err(payload) => Err(internal_error(
+        Err(payload) => Err(Failure::native(
             "WAL_INTERNAL",
-            &format!("segwal native panic: {}", panic_message(payload)),
+            format!("segwal native panic: {}", panic_message(payload)),
         )),
     }
 }
 
-pub(crate) fn engine<T>(result: core::Result<T>) -> Result<T> {
-    result.map_err(|e| encode_error(&e))
+/// [`catch`] for an entry point running on the JS thread: a failure is thrown
+/// (or rejects) as its JS error.
+pub fn guard<T>(env: &Env, f: impl FnOnce() -> Outcome<T>) -> Result<T> {
+    catch(f).map_err(|failure| failure.into_js(env))
 }

@@ -3,7 +3,7 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::errors::{engine, guard};
+use crate::errors::guard;
 use crate::{partition_arg, WalHandle};
 
 /// One segment file of a partition.
@@ -39,21 +39,21 @@ pub struct WalStats {
 
 /// First retained LSN of the partition (0 if none).
 #[napi]
-pub fn first_lsn(handle: &External<WalHandle>, partition: u32) -> Result<f64> {
-    guard(|| Ok(engine(handle.wal.first_lsn(partition_arg(partition)?))? as f64))
+pub fn first_lsn(env: &Env, handle: &External<WalHandle>, partition: u32) -> Result<f64> {
+    guard(env, || Ok(handle.wal.first_lsn(partition_arg(partition)?)? as f64))
 }
 
 /// Last acknowledged LSN of the partition (0 if none).
 #[napi]
-pub fn last_lsn(handle: &External<WalHandle>, partition: u32) -> Result<f64> {
-    guard(|| Ok(engine(handle.wal.last_lsn(partition_arg(partition)?))? as f64))
+pub fn last_lsn(env: &Env, handle: &External<WalHandle>, partition: u32) -> Result<f64> {
+    guard(env, || Ok(handle.wal.last_lsn(partition_arg(partition)?)? as f64))
 }
 
 /// Known partitions, ascending.
 #[napi]
-pub fn partitions(handle: &External<WalHandle>) -> Result<Vec<u32>> {
-    guard(|| {
-        let mut parts: Vec<u32> = engine(handle.wal.partitions())?.into_iter().map(u32::from).collect();
+pub fn partitions(env: &Env, handle: &External<WalHandle>) -> Result<Vec<u32>> {
+    guard(env, || {
+        let mut parts: Vec<u32> = handle.wal.partitions()?.into_iter().map(u32::from).collect();
         parts.sort_unstable();
         Ok(parts)
     })
@@ -61,9 +61,9 @@ pub fn partitions(handle: &External<WalHandle>) -> Result<Vec<u32>> {
 
 /// Segments of a partition, oldest first.
 #[napi]
-pub fn segments(handle: &External<WalHandle>, partition: u32) -> Result<Vec<SegmentInfo>> {
-    guard(|| {
-        let segments = engine(handle.wal.segments(partition_arg(partition)?))?;
+pub fn segments(env: &Env, handle: &External<WalHandle>, partition: u32) -> Result<Vec<SegmentInfo>> {
+    guard(env, || {
+        let segments = handle.wal.segments(partition_arg(partition)?)?;
         Ok(segments
             .into_iter()
             .map(|s| SegmentInfo {
@@ -80,9 +80,9 @@ pub fn segments(handle: &External<WalHandle>, partition: u32) -> Result<Vec<Segm
 
 /// Counters and per-partition totals.
 #[napi]
-pub fn stats(handle: &External<WalHandle>) -> Result<WalStats> {
-    guard(|| {
-        let s = engine(handle.wal.stats())?;
+pub fn stats(env: &Env, handle: &External<WalHandle>) -> Result<WalStats> {
+    guard(env, || {
+        let s = handle.wal.stats()?;
         Ok(WalStats {
             partitions: s
                 .partitions

@@ -2,8 +2,8 @@
 //! line (`bin/segwal.mjs`): `inspect`, `verify` and `dump` of a WAL directory, without
 //! opening the WAL (no lock, nothing cut or replayed), so they run next to a live writer.
 //!
-//! The blocking work runs on the libuv thread pool (`AsyncTask`). Errors use the
-//! crate's encoding (`segwal:` + JSON, see `encode_error` in lib.rs).
+//! The blocking work runs on the libuv thread pool (`AsyncTask`); failures settle as
+//! the crate's JS errors (see `errors`).
 //!
 //! - `inspectDir(dir)` resolves to the partitions with their segments;
 //! - `verifyStart(dir)` makes a job, `verifyRun(job)` checks everything and resolves to
@@ -21,7 +21,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use segwal_core::inspect as core_inspect;
 
-use crate::errors::{engine, guard, internal_error};
+use crate::errors::{catch, guard, Failure, Outcome};
 use crate::{lock, partition_arg, u64_arg};
 
 /// Where a partition is not clean.
@@ -123,15 +123,16 @@ pub struct InspectTask {
 }
 
 impl Task for InspectTask {
-    type Output = Vec<core_inspect::PartitionReport>;
+    type Output = Outcome<Vec<core_inspect::PartitionReport>>;
     type JsValue = Vec<InspectPartition>;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let dir = &self.dir;
-        guard(|| engine(core_inspect::inspect(dir)))
+        Ok(catch(|| Ok(core_inspect::inspect(dir)?)))
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        let output = output.map_err(|f| f.into_js(&env))?;
         Ok(output.iter().map(partition).collect())
     }
 }
@@ -176,20 +177,21 @@ pub struct VerifyTask {
 }
 
 impl Task for VerifyTask {
-    type Output = core_inspect::VerifyReport;
+    type Output = Outcome<core_inspect::VerifyReport>;
     type JsValue = VerifyResult;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let job = &self.job;
-        guard(|| {
-            engine(core_inspect::verify(&job.dir, &mut |done, total| {
+        Ok(catch(|| {
+            Ok(core_inspect::verify(&job.dir, &mut |done, total| {
                 job.total.store(total, Ordering::Relaxed);
                 job.done.store(done, Ordering::Relaxed);
-            }))
-        })
+            })?)
+        }))
     }
 
-    fn resolve(&mut self, _env: Env, r: Self::Output) -> Result<VerifyResult> {
+    fn resolve(&mut self, env: Env, r: Self::Output) -> Result<VerifyResult> {
+        let r = r.map_err(|f| f.into_js(&env))?;
         Ok(VerifyResult {
             clean: r.is_clean(),
             partitions: r.partitions.iter().map(partition).collect(),
@@ -228,23 +230,24 @@ pub struct DumpOpenTask {
 }
 
 impl Task for DumpOpenTask {
-    type Output = core_inspect::Records;
+    type Output = Outcome<core_inspect::Records>;
     type JsValue = ExternalRef<DumpCursor>;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let (dir, partition, from_lsn) = (&self.dir, self.partition, self.from_lsn);
-        guard(|| engine(core_inspect::records(dir, partition, from_lsn)))
+        Ok(catch(|| Ok(core_inspect::records(dir, partition, from_lsn)?)))
     }
 
     fn resolve(&mut self, env: Env, records: Self::Output) -> Result<Self::JsValue> {
+        let records = records.map_err(|f| f.into_js(&env))?;
         ExternalRef::new(&env, Arc::new(Mutex::new(Some(DumpState { records, failed: None }))))
     }
 }
 
 /// Opens a read-only cursor on `partition` from `fromLsn` (0: the first retained record).
 #[napi(ts_return_type = "Promise<ExternalObject<DumpCursor>>")]
-pub fn dump_open(dir: String, partition: u32, from_lsn: f64) -> Result<AsyncTask<DumpOpenTask>> {
-    guard(|| {
+pub fn dump_open(env: &Env, dir: String, partition: u32, from_lsn: f64) -> Result<AsyncTask<DumpOpenTask>> {
+    guard(env, || {
         Ok(AsyncTask::new(DumpOpenTask {
             dir,
             partition: partition_arg(partition)?,
@@ -268,18 +271,18 @@ pub struct DumpNextTask {
 }
 
 impl Task for DumpNextTask {
-    type Output = (Vec<u8>, Vec<f64>);
+    type Output = Outcome<(Vec<u8>, Vec<f64>)>;
     type JsValue = DumpBatch;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let (cursor, max_records, max_bytes) = (&self.cursor, self.max_records.max(1), self.max_bytes);
-        guard(|| {
+        Ok(catch(|| {
             let mut cursor = lock(cursor);
             let state = cursor
                 .as_mut()
-                .ok_or_else(|| internal_error("WAL_CLOSED", "the dump cursor was released"))?;
+                .ok_or_else(|| Failure::native("WAL_CLOSED", "the dump cursor was released"))?;
             if let Some(e) = state.failed.take() {
-                return engine(Err(e));
+                return Err(e.into());
             }
             let mut data = Vec::new();
             let mut meta = Vec::new();
@@ -287,7 +290,7 @@ impl Task for DumpNextTask {
                 let r = match state.records.next() {
                     None => break,
                     Some(Ok(r)) => r,
-                    Some(Err(e)) if meta.is_empty() => return engine(Err(e)),
+                    Some(Err(e)) if meta.is_empty() => return Err(e.into()),
                     Some(Err(e)) => {
                         state.failed = Some(e);
                         break;
@@ -303,10 +306,11 @@ impl Task for DumpNextTask {
                 data.extend_from_slice(&r.payload);
             }
             Ok((data, meta))
-        })
+        }))
     }
 
-    fn resolve(&mut self, _env: Env, (data, meta): Self::Output) -> Result<DumpBatch> {
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<DumpBatch> {
+        let (data, meta) = output.map_err(|f| f.into_js(&env))?;
         if meta.is_empty() {
             return Ok(DumpBatch { data: None, meta: None });
         }

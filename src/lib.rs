@@ -13,19 +13,18 @@
 //! while a task started from the instance is in flight.
 //!
 //! Conventions shared with the facade (`lib/binding.ts`):
-//! - every engine error is thrown/rejected as a JS `Error` whose message is
-//!   `segwal:` followed by a JSON object `{code, message, file?, offset?,
-//!   errno?, osCode?}` (see [`encode_error`]); the facade turns it into a
-//!   `WalError`;
+//! - every failure is thrown/rejected as a JS `Error` whose `code` is a `WAL_*`
+//!   code, with `file`, `offset`, `errno` and `osCode` when known (see
+//!   [`errors`]); the facade turns it into a `WalError`;
 //! - a Rust panic never unwinds into Node: every entry point runs inside
-//!   [`guard`], which turns a panic into an error with code `WAL_INTERNAL`.
+//!   [`errors::guard`] or [`errors::catch`], which turn a panic into a failure
+//!   with code `WAL_INTERNAL`.
 
 #![deny(clippy::all)]
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use napi::bindgen_prelude::Result;
 use segwal_core as core;
 
 pub mod acks;
@@ -38,18 +37,18 @@ mod pool;
 pub mod reads;
 pub mod writes;
 
-use errors::invalid;
+use errors::{invalid, Outcome};
 
-fn partition_arg(partition: u32) -> Result<u16> {
+fn partition_arg(partition: u32) -> Outcome<u16> {
     u16::try_from(partition).map_err(|_| invalid("partition must be an integer from 0 to 65535"))
 }
 
 /// A non-negative integer number (LSNs, sizes) as u64.
-fn u64_arg(value: f64, name: &str) -> Result<u64> {
+fn u64_arg(value: f64, name: &str) -> Outcome<u64> {
     if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0 {
         Ok(value as u64)
     } else {
-        Err(invalid(&format!("{name} must be a non-negative safe integer")))
+        Err(invalid(format!("{name} must be a non-negative safe integer")))
     }
 }
 

@@ -9,7 +9,7 @@ use napi_derive::napi;
 use segwal_core as core;
 
 use crate::acks::AckState;
-use crate::errors::{engine, guard, invalid};
+use crate::errors::{catch, guard, invalid, Outcome};
 use crate::{u64_arg, WalHandle};
 
 /// The longest sync interval in milliseconds (setTimeout's limit, about 24.8 days); a
@@ -17,7 +17,7 @@ use crate::{u64_arg, WalHandle};
 const MAX_INTERVAL_MS: f64 = 2_147_483_647.0;
 
 /// `sync` option: 0 = always, 1 = none, 2 = every `interval_ms`.
-fn sync_mode(mode: u32, interval_ms: f64) -> Result<core::SyncMode> {
+fn sync_mode(mode: u32, interval_ms: f64) -> Outcome<core::SyncMode> {
     match mode {
         0 => Ok(core::SyncMode::Always),
         1 => Ok(core::SyncMode::None),
@@ -37,16 +37,17 @@ pub struct OpenTask {
 }
 
 impl Task for OpenTask {
-    type Output = core::Wal;
+    type Output = Outcome<core::Wal>;
     type JsValue = ExternalRef<WalHandle>;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let options = self.options.take().unwrap_or_default();
         let dir = self.dir.clone();
-        guard(|| engine(core::Wal::open(&dir, options)))
+        Ok(catch(|| Ok(core::Wal::open(&dir, options)?)))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        let output = output.map_err(|f| f.into_js(&env))?;
         ExternalRef::new(
             &env,
             WalHandle {
@@ -63,6 +64,7 @@ impl Task for OpenTask {
 /// to the handle every other function takes.
 #[napi(ts_return_type = "Promise<ExternalObject<WalHandle>>")]
 pub fn open(
+    env: &Env,
     dir: String,
     segment_size: f64,
     sync: u32,
@@ -70,7 +72,7 @@ pub fn open(
     preallocate: bool,
     repair: bool,
 ) -> Result<AsyncTask<OpenTask>> {
-    guard(|| {
+    guard(env, || {
         let options = core::Options {
             segment_size: u64_arg(segment_size, "segmentSize")?,
             sync: sync_mode(sync, interval_ms)?,

@@ -7,7 +7,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use segwal_core as core;
 
-use crate::errors::{engine, guard, internal_error};
+use crate::errors::{catch, guard, Failure, Outcome};
 use crate::pool::{Claim, Pool};
 use crate::{lock, partition_arg, u64_arg, WalHandle};
 
@@ -18,16 +18,17 @@ pub struct ReaderTask {
 }
 
 impl Task for ReaderTask {
-    type Output = core::Reader;
+    type Output = Outcome<core::Reader>;
     type JsValue = ExternalRef<ReaderHandle>;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let start = self.start.take().unwrap_or(core::Start::Lsn(0));
         let (wal, partition) = (&self.wal, self.partition);
-        guard(|| engine(wal.reader(partition, start)))
+        Ok(catch(|| Ok(wal.reader(partition, start)?)))
     }
 
     fn resolve(&mut self, env: Env, reader: Self::Output) -> Result<Self::JsValue> {
+        let reader = reader.map_err(|f| f.into_js(&env))?;
         let open = OpenReader {
             reader,
             _pools: (DATA_POOL.claim(), INDEX_POOL.claim()),
@@ -39,6 +40,7 @@ impl Task for ReaderTask {
 /// retained log), or, when `usePosition`, from `segment`/`offset`.
 #[napi(ts_return_type = "Promise<ExternalObject<ReaderHandle>>")]
 pub fn open_reader(
+    env: &Env,
     handle: &External<WalHandle>,
     partition: u32,
     from_lsn: f64,
@@ -46,7 +48,7 @@ pub fn open_reader(
     segment: f64,
     offset: f64,
 ) -> Result<AsyncTask<ReaderTask>> {
-    guard(|| {
+    guard(env, || {
         let start = if use_position {
             core::Start::Position {
                 segment: u64_arg(segment, "from.segment")?,
@@ -112,21 +114,21 @@ pub struct NextTask {
 }
 
 impl<'task> napi::ScopedTask<'task> for NextTask {
-    type Output = ReadBatch;
+    type Output = Outcome<ReadBatch>;
     type JsValue = Object<'task>;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let (reader, max_bytes, rewind) = (&self.reader, self.max_bytes, self.rewind);
-        guard(|| {
+        Ok(catch(|| {
             let mut reader = lock(reader);
             let reader = &mut reader
                 .as_mut()
-                .ok_or_else(|| internal_error("WAL_CLOSED", "the stream was released"))?
+                .ok_or_else(|| Failure::native("WAL_CLOSED", "the stream was released"))?
                 .reader;
             if rewind > 0 {
                 reader.rewind(rewind);
             }
-            let batch = engine(reader.next_batch_in(DATA_POOL.take(), max_bytes))?;
+            let batch = reader.next_batch_in(DATA_POOL.take(), max_bytes)?;
             let records = batch.and_then(|batch| {
                 let first = *batch.records.first()?;
                 let count = batch.records.len();
@@ -157,10 +159,11 @@ impl<'task> napi::ScopedTask<'task> for NextTask {
                 records,
                 next_lsn: reader.next_lsn(),
             })
-        })
+        }))
     }
 
-    fn resolve(&mut self, env: &'task Env, batch: ReadBatch) -> Result<Object<'task>> {
+    fn resolve(&mut self, env: &'task Env, batch: Self::Output) -> Result<Object<'task>> {
+        let batch = batch.map_err(|f| f.into_js(env))?;
         let mut out = Object::new(env)?;
         out.set_named_property("nextLsn", batch.next_lsn as f64)?;
         if let Some(mut r) = batch.records {
@@ -187,12 +190,19 @@ impl<'task> napi::ScopedTask<'task> for NextTask {
 /// Reads the next batch of at most about `maxBytes` on the thread pool, after going
 /// back to LSN `rewind` if it is not 0 (see `Reader::rewind`).
 #[napi(ts_return_type = "Promise<NativeBatch>")]
-pub fn reader_next(reader: &External<ReaderHandle>, max_bytes: u32, rewind: f64) -> Result<AsyncTask<NextTask>> {
-    Ok(AsyncTask::new(NextTask {
-        reader: Arc::clone(reader),
-        max_bytes: max_bytes as usize,
-        rewind: u64_arg(rewind, "rewind")?,
-    }))
+pub fn reader_next(
+    env: &Env,
+    reader: &External<ReaderHandle>,
+    max_bytes: u32,
+    rewind: f64,
+) -> Result<AsyncTask<NextTask>> {
+    guard(env, || {
+        Ok(AsyncTask::new(NextTask {
+            reader: Arc::clone(reader),
+            max_bytes: max_bytes as usize,
+            rewind: u64_arg(rewind, "rewind")?,
+        }))
+    })
 }
 
 /// Releases the reader's file handles. Call only while no `readerNext` runs
