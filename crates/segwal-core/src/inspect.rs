@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::format::{self, Decoded, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::fs::{Fs, FsFile, OsFs};
 use crate::recovery;
 use crate::segment;
+use crate::segment::FrameWalk;
 use crate::truncate;
 
 const HEADER: u64 = SEGMENT_HEADER_LEN as u64;
@@ -647,11 +648,9 @@ struct Cursor {
     index: u64,
     name: String,
     file: Arc<dyn FsFile>,
+    walk: FrameWalk<Arc<dyn FsFile>>,
     salt: u32,
     len: u64,
-    pos: u64,
-    buf: Vec<u8>,
-    buf_at: u64,
     newest: bool,
 }
 
@@ -808,12 +807,10 @@ impl Records {
         self.cur = Some(Cursor {
             index,
             name,
+            walk: FrameWalk::new(Arc::clone(&file), header.salt, HEADER.min(len), len, 1 << 20),
             file,
             salt: header.salt,
             len,
-            pos: HEADER.min(len),
-            buf: Vec::new(),
-            buf_at: HEADER,
             newest,
         });
         Ok(true)
@@ -821,45 +818,48 @@ impl Records {
 
     /// Reads frames until a batch completes (moved to `ready`) or the log ends.
     fn fill(&mut self) -> Result<()> {
-        const CHUNK: usize = 1 << 20;
         loop {
-            let Some(cur) = self.cur.as_mut().filter(|c| c.pos < c.len) else {
-                if let Some(first) = self.batch.first() {
-                    // Every frame checks out, but the segment ends inside a batch.
-                    let at = first.offset;
-                    return self.stop(at, "incomplete batch", false);
-                }
-                if self.open_next()? {
-                    continue;
-                }
-                self.done = true;
-                if self.from_lsn > self.next_lsn {
-                    return Err(Error::new(
-                        ErrorCode::LsnOutOfRange,
-                        format!(
-                            "fromLsn {} is above lastLsn + 1 ({}) of partition {}",
-                            self.from_lsn, self.next_lsn, self.partition
-                        ),
-                    ));
-                }
-                return Ok(());
+            let (step, segment) = match self.cur.as_mut() {
+                Some(cur) => (
+                    cur.walk
+                        .next_frame()
+                        .map_err(|e| Error::io(&e, format!("reading {}", cur.name)))?,
+                    cur.index,
+                ),
+                None => (None, 0),
             };
-            let rel = (cur.pos - cur.buf_at) as usize;
-            let window = cur.buf.get(rel..).unwrap_or(&[]);
-            match format::decode(window, cur.salt, cur.len - cur.pos) {
-                Decoded::Frame(f) if f.lsn != self.next_lsn => {
-                    let at = cur.pos;
-                    return self.stop(at, "record out of LSN order", true);
+            match step {
+                None => {
+                    if let Some(first) = self.batch.first() {
+                        // Every frame checks out, but the segment ends inside a batch.
+                        let at = first.offset;
+                        return self.stop(at, "incomplete batch", false);
+                    }
+                    if self.open_next()? {
+                        continue;
+                    }
+                    self.done = true;
+                    if self.from_lsn > self.next_lsn {
+                        return Err(Error::new(
+                            ErrorCode::LsnOutOfRange,
+                            format!(
+                                "fromLsn {} is above lastLsn + 1 ({}) of partition {}",
+                                self.from_lsn, self.next_lsn, self.partition
+                            ),
+                        ));
+                    }
+                    return Ok(());
                 }
-                Decoded::Frame(f) => {
-                    let payload = window[f.payload_range()].to_vec();
+                Some(Ok((at, f, _))) if f.lsn != self.next_lsn => {
+                    return self.stop(at, "record out of LSN order", true)
+                }
+                Some(Ok((at, f, bytes))) => {
                     self.batch.push(Record {
                         lsn: f.lsn,
-                        segment: cur.index,
-                        offset: cur.pos,
-                        payload,
+                        segment,
+                        offset: at,
+                        payload: bytes[f.payload_range()].to_vec(),
                     });
-                    cur.pos += f.frame_len as u64;
                     self.next_lsn += 1;
                     if f.batch_left == 0 {
                         let from = self.from_lsn;
@@ -869,27 +869,8 @@ impl Records {
                         }
                     }
                 }
-                Decoded::NeedMore(need) if cur.pos + need as u64 <= cur.len && need > window.len() => {
-                    let want = need.max(CHUNK).min((cur.len - cur.pos) as usize);
-                    cur.buf.clear();
-                    cur.buf.resize(want, 0);
-                    let got = cur
-                        .file
-                        .read_full_at(&mut cur.buf, cur.pos)
-                        .map_err(|e| Error::io(&e, format!("reading {}", cur.name)))?;
-                    cur.buf.truncate(got);
-                    cur.buf_at = cur.pos;
-                    if got < need {
-                        let at = cur.pos;
-                        return self.stop(at, "segment ends inside a record", true);
-                    }
-                }
-                Decoded::NeedMore(_) => {
-                    let at = cur.pos;
-                    return self.stop(at, "segment ends inside a record", true);
-                }
-                Decoded::Invalid(why) => {
-                    let at = cur.pos;
+                Some(Err(why)) => {
+                    let at = self.cur.as_ref().map_or(HEADER, |c| c.walk.pos);
                     return self.stop(at, why, true);
                 }
             }

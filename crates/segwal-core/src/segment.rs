@@ -1,5 +1,6 @@
 //! One segment file: naming, creation (header, preallocation), and reading its frames.
 
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -161,9 +162,10 @@ pub struct Scan {
 }
 
 /// Walks frames forward from a known frame boundary, reading the file in large chunks:
-/// the one loop behind scans, seeks and position checks.
-pub struct FrameWalk<'a> {
-    file: &'a dyn FsFile,
+/// the one loop behind scans, seeks, position checks and `inspect`'s record cursor.
+/// `F` is how the file is held: borrowed (`&dyn FsFile`) or owned (`Arc<dyn FsFile>`).
+pub struct FrameWalk<F> {
+    file: F,
     salt: u32,
     end: u64,
     chunk: usize,
@@ -173,8 +175,8 @@ pub struct FrameWalk<'a> {
     pub pos: u64,
 }
 
-impl<'a> FrameWalk<'a> {
-    pub fn new(file: &'a dyn FsFile, salt: u32, from: u64, end: u64, chunk: usize) -> FrameWalk<'a> {
+impl<F: Deref<Target: FsFile>> FrameWalk<F> {
+    pub fn new(file: F, salt: u32, from: u64, end: u64, chunk: usize) -> FrameWalk<F> {
         FrameWalk {
             file,
             salt,
