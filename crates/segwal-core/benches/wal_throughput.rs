@@ -13,7 +13,8 @@
 //!   (~200 rotations).
 //! - `read-back`: every record of the 64 MiB-segment log, in order (payload bytes checked).
 //! - `durable 64 writers`: 64 writers each awaiting the durability of its own record before
-//!   the next (segwal `SyncMode::Always`, pwal `append` + `io_sync`, writeahead `write`).
+//!   the next (segwal `SyncMode::Always`, pwal `append` + `io_sync`, writeahead `write`);
+//!   every system's writers are tasks on the same 2-thread tokio runtime.
 //! - `durable 1 writer`: one writer awaiting durability of each record (fdatasync bound).
 //!
 //! Results also go to `target/bench-results/wal_throughput.json` (override with
@@ -22,6 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -42,6 +44,7 @@ struct Cfg {
     quick: bool,
     json: bool,
     only: Option<Vec<String>>,
+    systems: Vec<Sys>,
 }
 
 fn parse_args() -> Cfg {
@@ -55,7 +58,9 @@ fn parse_args() -> Cfg {
              \x20 --json           print the results as JSON too\n\
              \x20 --runs N         runs per system and row (default 5, quick 3)\n\
              \x20 --records N      records of the write/read rows (default 50000)\n\
-             \x20 --only a,b       rows: write64m, write256k, read, durable64, durable1"
+             \x20 --only a,b       rows: write64m, write256k, read, durable64, durable1\n\
+             \x20 --systems a,b    systems: segwal, pwal, writeahead (default all; one alone\n\
+             \x20                  is how to measure its CPU with perf stat)"
         );
         std::process::exit(0);
     }
@@ -72,17 +77,28 @@ fn parse_args() -> Cfg {
         quick,
         json: has("--json"),
         only: val("--only").map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+        systems: val("--systems").map_or(SYSTEMS.to_vec(), |v| {
+            SYSTEMS
+                .iter()
+                .copied()
+                .filter(|s| v.split(',').any(|x| s.name().starts_with(x.trim())))
+                .collect()
+        }),
     }
 }
 
 // ---------------------------------------------------------------- segwal adapter
 
-/// Wakes threads waiting for acknowledgements; the engine calls the notifier once until
-/// `take_acks` runs, so whoever sees `pending` drains the acks and wakes everyone else.
+/// Wakes whoever waits for acknowledgements: threads (`Seg::wait`, the write rows) and
+/// tasks (`Seg::durable`, the durable rows). The engine calls the notifier once until
+/// `take_acks` runs; whoever runs next takes the acks (`drain`), which re-arms it. Draining
+/// wakes nobody: the notifier already woke every waiter (a second wake-up per waiter per
+/// round was a thundering herd of 64 threads).
 struct Signal {
     pending: AtomicBool,
     gen: Mutex<u64>,
     cv: Condvar,
+    wakers: Mutex<Vec<Waker>>,
 }
 
 struct Seg {
@@ -106,12 +122,16 @@ impl Seg {
             pending: AtomicBool::new(false),
             gen: Mutex::new(0),
             cv: Condvar::new(),
+            wakers: Mutex::new(Vec::new()),
         });
         let s = sig.clone();
         wal.set_notifier(Arc::new(move || {
             s.pending.store(true, Ordering::SeqCst);
             *s.gen.lock().unwrap() += 1;
             s.cv.notify_all();
+            for w in std::mem::take(&mut *s.wakers.lock().unwrap()) {
+                w.wake();
+            }
         }));
         Seg { wal, sig }
     }
@@ -125,11 +145,10 @@ impl Seg {
                     }
                 }
             }
-            *self.sig.gen.lock().unwrap() += 1;
-            self.sig.cv.notify_all();
         }
     }
 
+    /// Blocks the thread until `lsn` of `partition` is acknowledged.
     fn wait(&self, partition: u16, lsn: u64) {
         loop {
             let seen = *self.sig.gen.lock().unwrap();
@@ -142,6 +161,25 @@ impl Seg {
                 let _ = self.sig.cv.wait_timeout(g, Duration::from_millis(5)).unwrap();
             }
         }
+    }
+
+    /// Completes once `lsn` of `partition` is acknowledged (the durable rows' writers are
+    /// tasks on a 2-thread runtime, as the peers' are).
+    fn durable(&self, partition: u16, lsn: u64) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            self.drain();
+            if self.wal.last_lsn(partition).unwrap() >= lsn {
+                return Poll::Ready(());
+            }
+            self.sig.wakers.lock().unwrap().push(cx.waker().clone());
+            // An ack published between the check and the push woke the wakers before ours.
+            self.drain();
+            if self.wal.last_lsn(partition).unwrap() >= lsn {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 }
 
@@ -311,17 +349,23 @@ fn durable_run(sys: Sys, dir: &Path, n: usize, writers: usize, data: &[u8]) -> (
     let per = n / writers;
     match sys {
         Sys::Segwal => {
+            let rt = rt();
             let w = Arc::new(Seg::open(dir, 64 * MIB, SyncMode::Always));
             let t = Instant::now();
-            std::thread::scope(|s| {
+            rt.block_on(async {
+                let mut tasks = Vec::new();
                 for _ in 0..writers {
                     let w = w.clone();
-                    s.spawn(move || {
+                    let data = data.to_vec();
+                    tasks.push(tokio::spawn(async move {
                         for _ in 0..per {
-                            let lsn = w.wal.append(0, data).unwrap();
-                            w.wait(0, lsn);
+                            let lsn = w.wal.append(0, &data).unwrap();
+                            w.durable(0, lsn).await;
                         }
-                    });
+                    }));
+                }
+                for t in tasks {
+                    t.await.unwrap();
                 }
             });
             let el = t.elapsed();
@@ -434,7 +478,8 @@ fn main() {
         if !want(key) && !do_read {
             continue;
         }
-        let mut w: Vec<Row> = SYSTEMS
+        let mut w: Vec<Row> = cfg
+            .systems
             .iter()
             .map(|&s| Row {
                 workload: wname,
@@ -445,7 +490,8 @@ fn main() {
                 note: String::new(),
             })
             .collect();
-        let mut r: Vec<Row> = SYSTEMS
+        let mut r: Vec<Row> = cfg
+            .systems
             .iter()
             .map(|&s| Row {
                 workload: "read-back",
@@ -457,7 +503,7 @@ fn main() {
             })
             .collect();
         for run in 0..cfg.runs {
-            for (i, &s) in SYSTEMS.iter().enumerate() {
+            for (i, &s) in cfg.systems.iter().enumerate() {
                 let dir = tmp(root.path(), &format!("{key}-{i}-{run}"));
                 let (el, written) = write_run(s, &dir, cfg.records, &data, seg);
                 w[i].times.push(el);
@@ -488,7 +534,8 @@ fn main() {
             continue;
         }
         let n = n / writers * writers;
-        let mut w: Vec<Row> = SYSTEMS
+        let mut w: Vec<Row> = cfg
+            .systems
             .iter()
             .map(|&s| Row {
                 workload: wname,
@@ -500,7 +547,7 @@ fn main() {
             })
             .collect();
         for run in 0..cfg.runs {
-            for (i, &s) in SYSTEMS.iter().enumerate() {
+            for (i, &s) in cfg.systems.iter().enumerate() {
                 let dir = tmp(root.path(), &format!("{key}-{i}-{run}"));
                 let (el, syncs) = durable_run(s, &dir, n, writers, &data);
                 w[i].times.push(el);
@@ -547,12 +594,11 @@ fn print_table(rows: &[Row]) {
         last = r.workload;
         let seg = rows
             .iter()
-            .find(|x| x.workload == r.workload && x.system == Sys::Segwal)
-            .unwrap();
-        let ratio = if r.system == Sys::Segwal {
-            "1.00x".to_string()
-        } else {
-            format!("{:.2}x", seg.ops_s() / r.ops_s())
+            .find(|x| x.workload == r.workload && x.system == Sys::Segwal);
+        let ratio = match seg {
+            _ if r.system == Sys::Segwal => "1.00x".to_string(),
+            Some(seg) => format!("{:.2}x", seg.ops_s() / r.ops_s()),
+            None => "-".to_string(),
         };
         let runs: Vec<String> = r
             .times
