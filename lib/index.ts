@@ -57,7 +57,8 @@ const MAX_INTERVAL_MS = 2147483647
 const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
 
 function checkPartition(partition: unknown): number {
-  if (typeof partition !== 'number' || !Number.isInteger(partition) || partition < 0 || partition > MAX_PARTITION) {
+  // An integer from 0 to 65535 is exactly a number the 16-bit mask leaves unchanged.
+  if (typeof partition !== 'number' || (partition & MAX_PARTITION) !== partition) {
     throw invalidArgument('partition', 'an integer from 0 to 65535', partition)
   }
   return partition

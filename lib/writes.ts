@@ -178,7 +178,9 @@ export class Writes implements SettleSink {
     if (ps.unreported.length !== 0) throw ps.unreported[0]!.error
     // The common case inline (bytes that fit the staging); the rest below.
     if (!(payload instanceof Uint8Array)) return this.#writeOther(ps, payload)
-    const length = payload.byteLength
+    // `length` equals `byteLength` for a Uint8Array and is several times cheaper to read
+    // (V8 inlines it; `byteLength` goes through a generic load on Buffers).
+    const length = payload.length
     if (length === 0 || length > this.#stageMax) return this.#writeOther(ps, payload)
     let lsn = ps.nextLsn
     if (lsn === 0) lsn = this.#nextLsn(ps)
@@ -279,7 +281,7 @@ export class Writes implements SettleSink {
       this.#room(worst)
       length = this.#stageData.write(payload, this.#stageBytes, 'utf8')
     } else if (payload instanceof Uint8Array) {
-      length = payload.byteLength
+      length = payload.length
       if (length === 0 && isDetached(payload)) {
         return Promise.reject(invalidArgument('payload', 'a Buffer, Uint8Array or string (not detached)', payload))
       }

@@ -307,7 +307,7 @@ pub struct PurgeResult {
 }
 
 /// Bytes after which staged frames go to a new run (see `PState::frames_mut`).
-const STAGE_CAP: usize = 1 << 20;
+pub(crate) const STAGE_CAP: usize = 1 << 20;
 
 /// What runs when a `Done` completes (on the thread that completes it).
 pub type OnDone<T> = Box<dyn FnOnce(Result<T>) + Send>;

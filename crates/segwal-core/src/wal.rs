@@ -13,7 +13,7 @@ use crate::format::{self, FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
 use crate::fs::{Fs, OsFs};
 use crate::handles::ReadHandles;
 use crate::options::{Options, SyncMode, Truncation, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
-use crate::partition::{AckEvent, Done, Item, PState, Partition, PurgeResult, Rec, Reply};
+use crate::partition::{AckEvent, Done, Item, PState, Partition, PurgeResult, Rec, Reply, STAGE_CAP};
 
 use crate::reader::{Reader, Start};
 use crate::recovery;
@@ -21,6 +21,9 @@ use crate::recovery;
 /// Writer threads; a partition is handled by one at a time, so different partitions
 /// fsync in parallel while each one's appends share its fsync.
 const WORKERS: usize = 4;
+/// What `stage_many` reserves beyond a run's cap (see `PState::frames_mut`): the facade
+/// stages records up to 64 KiB, so the frame crossing the cap fits without a regrowth.
+const STAGE_SLACK: usize = 64 * 1024 + FRAME_OVERHEAD;
 
 #[derive(Debug, Clone)]
 pub struct Ack {
@@ -273,6 +276,9 @@ impl Wal {
     pub fn stage_many(&self, data: &[u8], lens: &[u32], parts: &[u16], lsns: &mut [u64]) -> Vec<(usize, Error)> {
         let n = lens.len().min(parts.len()).min(lsns.len());
         let mut errors = Vec::new();
+        // A frame no larger than this fits an empty segment (see `check_record_fits`).
+        let room = (self.inner.opts.segment_size - SEGMENT_HEADER_LEN as u64)
+            .min(format::MAX_PAYLOAD_LEN + FRAME_OVERHEAD as u64);
         let mut at = 0usize;
         let mut i = 0;
         while i < n {
@@ -281,17 +287,55 @@ impl Wal {
             let p = self.inner.partition(id);
             let mut st = p.lock();
             let writable = self.inner.check_writable(&st);
+            // Frame bytes of the run not staged yet: reserved in one go, so that staging
+            // a tick's records neither regrows nor copies the run's buffer.
+            let mut left: usize = lens[i..run].iter().map(|&l| format::frame_len(l as usize)).sum();
             let mut staged = 0;
             for k in i..run {
-                let end = at + lens[k] as usize;
-                let r = match (&writable, data.get(at..end)) {
-                    (Err(e), _) => Err(e.clone()),
-                    (Ok(()), None) => Err(Error::invalid("record lengths exceed the staged data")),
-                    (Ok(()), Some(payload)) => {
-                        let write = (lsns[k] != 0).then_some(Some(lsns[k]));
-                        self.stage_locked(&mut st, id, payload, write)
+                let len = lens[k] as usize;
+                let end = at + len;
+                let flen = format::frame_len(len);
+                let expected = lsns[k];
+                // The common case inline: a record that fits, at the LSN it must get.
+                let fast = writable.is_ok()
+                    && end <= data.len()
+                    && flen as u64 <= room
+                    && (expected == 0 || expected == st.next_lsn);
+                let r = if fast {
+                    let lsn = st.next_lsn;
+                    st.next_lsn += 1;
+                    st.unsettled += 1;
+                    st.unsettled_bytes += len as u64;
+                    let f = st.frames_mut();
+                    if f.buf.capacity() - f.buf.len() < flen {
+                        // Up to where `frames_mut` starts a new run, and the frame that crosses it.
+                        let to_cap = STAGE_CAP.saturating_sub(f.buf.len()) + STAGE_SLACK;
+                        f.buf.reserve(left.min(to_cap).max(flen));
+                    }
+                    if f.recs.capacity() == f.recs.len() {
+                        let to_cap = STAGE_CAP.saturating_sub(f.buf.len()) / FRAME_OVERHEAD + 1;
+                        f.recs.reserve((run - k).min(to_cap));
+                    }
+                    format::push_frame(&mut f.buf, lsn, 0, &data[at..end]);
+                    f.recs.push(Rec {
+                        lsn,
+                        frame_len: flen as u32,
+                        batch_left: 0,
+                        payload_len: len as u32,
+                        single: expected == 0,
+                    });
+                    Ok(lsn)
+                } else {
+                    match (&writable, data.get(at..end)) {
+                        (Err(e), _) => Err(e.clone()),
+                        (Ok(()), None) => Err(Error::invalid("record lengths exceed the staged data")),
+                        (Ok(()), Some(payload)) => {
+                            let write = (expected != 0).then_some(Some(expected));
+                            self.stage_locked(&mut st, id, payload, write)
+                        }
                     }
                 };
+                left -= flen;
                 at = end;
                 match r {
                     Ok(lsn) => {
