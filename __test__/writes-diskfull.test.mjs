@@ -174,6 +174,11 @@ maybe('records written after a failure the facade has not taken yet are refused 
       (e) => e,
     )
     wal.stats() // the crossing: refused
+    // The facade has still not taken the failure: the count goes on past the append's 106
+    // (a refusal must not send it back to the engine, which would hand out an LSN of a
+    // failed record again).
+    t.is(wal.write(1, 'refused 5'), 107, 'no LSN handed out twice before the failure is reported')
+    wal.stats()
     const e = await withTimeout(wal.flush().then(() => undefined, (x) => x), 20_000, 'flush')
     isEnospc(t, e, 'flush')
     isEnospc(t, await appended, 'the refused append')

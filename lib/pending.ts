@@ -6,7 +6,7 @@
  * order is all that matching an event to its records takes: no LSN is
  * compared (LSNs are handed out again after a truncate or a failure).
  */
-import type { WalError } from './errors'
+import { WalError } from './errors'
 
 /** What `append()` resolves with. */
 export interface AppendResult {
@@ -51,8 +51,58 @@ export interface Refusal {
   readonly cause: string
 }
 
+/**
+ * The single appends of one partition handed to the engine in one crossing. They share
+ * one internal promise, resolved with the group once every one of them is settled; each
+ * `append()` returns `group.promise.then(takeResult)`, and the reactions of one promise
+ * run in the order they were added, which is the order of the calls. So an append costs
+ * one derived promise and one reaction: no resolving functions, no closure, nothing the
+ * ring stores per record.
+ */
+export class AppendGroup {
+  /** Outcomes of its records, in staging order, as they are settled. */
+  readonly out: Array<AppendResult | WalError> = []
+  /** Records not settled yet. */
+  left = 0
+  /** The next reaction's record. */
+  next = 0
+  /** The crossing its records go out with: later appends join it until then. */
+  readonly crossing: number
+  readonly promise: Promise<AppendGroup>
+  readonly resolve: (group: AppendGroup) => void
+
+  constructor(crossing: number) {
+    this.crossing = crossing
+    this.promise = new Promise<AppendGroup>(parkGroup)
+    this.resolve = parkedGroup!
+  }
+
+  /** Settles its next `n` records with `outcome` (a failure), or with positions from `buf` at `pos`. */
+  settle(n: number, buf: Float64Array, pos: number, failure: WalError | undefined): void {
+    const out = this.out
+    if (failure !== undefined) for (let k = 0; k < n; k++) out.push(failure)
+    else for (let k = 0, p = pos; k < n; k++, p += 3) out.push({ lsn: buf[p]!, segment: buf[p + 1]!, offset: buf[p + 2]! })
+    this.left -= n
+    if (this.left === 0) this.resolve(this)
+  }
+}
+
+let parkedGroup: ((group: AppendGroup) => void) | undefined
+function parkGroup(resolve: (group: AppendGroup) => void): void {
+  parkedGroup = resolve
+}
+
+/** The reaction of every append: its own outcome, taken in call order. */
+export function takeResult(group: AppendGroup): AppendResult {
+  const r = group.out[group.next++]!
+  if (r instanceof WalError) throw r
+  return r
+}
+
+const NO_POSITIONS = new Float64Array(0)
+
 /** Entry kinds. */
-const APPEND = 0
+const GROUP = 0
 const BATCH = 1
 const WRITES = 2
 const REFUSED = 3
@@ -101,8 +151,11 @@ export class PartitionWrites {
   private records = new Float64Array(INITIAL_CAPACITY)
   /** Batch: its first LSN (the last is first + records - 1). */
   private first = new Float64Array(INITIAL_CAPACITY)
+  /** Batch: its promise's resolving functions. */
   private resolvers = new Array<Resolve | undefined>(INITIAL_CAPACITY)
   private rejecters = new Array<Reject | undefined>(INITIAL_CAPACITY)
+  /** GROUP, and REFUSED appends: the group of its records. */
+  private groups = new Array<AppendGroup | undefined>(INITIAL_CAPACITY)
   private refusals = new Array<Refusal | undefined>(INITIAL_CAPACITY)
   private head = 0
   private mask = INITIAL_CAPACITY - 1
@@ -118,11 +171,41 @@ export class PartitionWrites {
     return this.size > 0
   }
 
-  /** A single append the engine staged. */
-  pushAppend(resolve: Resolve, reject: Reject): void {
-    const i = this.slot(APPEND, 1)
-    this.resolvers[i] = resolve
-    this.rejecters[i] = reject
+  /**
+   * A single append going out with crossing `crossing` (a negative one: on its own): its
+   * group, which it joins (the partition's last entry, if still open) or starts.
+   */
+  pushAppend(crossing: number): AppendGroup {
+    if (this.size > 0 && crossing >= 0) {
+      const t = (this.head + this.size - 1) & this.mask
+      if (this.kind[t] === GROUP) {
+        const g = this.groups[t]!
+        if (g.crossing === crossing) {
+          this.records[t]! += 1
+          g.left++
+          return g
+        }
+      }
+    }
+    const g = new AppendGroup(crossing)
+    g.left = 1
+    // Not `this.groups[this.slot(...)]`: slot() may replace the array.
+    const i = this.slot(GROUP, 1)
+    this.groups[i] = g
+    return g
+  }
+
+  /** Records of `group` the engine staged (joins the previous entry if it holds the same). */
+  private pushGroupPart(group: AppendGroup): void {
+    if (this.size > 0) {
+      const t = (this.head + this.size - 1) & this.mask
+      if (this.kind[t] === GROUP && this.groups[t] === group) {
+        this.records[t]! += 1
+        return
+      }
+    }
+    const i = this.slot(GROUP, 1)
+    this.groups[i] = group
   }
 
   /** A batch the engine staged. */
@@ -145,19 +228,18 @@ export class PartitionWrites {
     this.slot(WRITES, n)
   }
 
-  /** Records the engine refused: they fail when their turn comes (after every record before them). */
-  pushRefused(refusal: Refusal, resolve: Resolve | undefined, reject: Reject | undefined): void {
-    if (resolve === undefined && this.size > 0) {
+  /** A record the engine refused (an append's group, or none for a write): it fails when its turn comes. */
+  private pushRefused(refusal: Refusal, group: AppendGroup | undefined): void {
+    if (this.size > 0) {
       const t = (this.head + this.size - 1) & this.mask
-      if (this.kind[t] === REFUSED && this.resolvers[t] === undefined && this.refusals[t]!.cause === refusal.cause) {
+      if (this.kind[t] === REFUSED && this.groups[t] === group && this.refusals[t]!.cause === refusal.cause) {
         this.records[t]! += 1
         return
       }
     }
     const i = this.slot(REFUSED, 1)
     this.refusals[i] = refusal
-    this.resolvers[i] = resolve
-    this.rejecters[i] = reject
+    this.groups[i] = group
   }
 
   /**
@@ -165,30 +247,31 @@ export class PartitionWrites {
    * again, with the engine's refusals in place.
    */
   refuseTail(records: ReadonlyArray<{ write: boolean; refusal: Refusal | undefined }>): void {
-    const appends: Array<[Resolve, Reject]> = []
+    const appends: AppendGroup[] = []
     for (let k = records.length - 1; k >= 0; k--) {
       const t = (this.head + this.size - 1) & this.mask
-      if (records[k]!.write) {
-        this.records[t]! -= 1
-        if (this.records[t] === 0) this.popTail(t)
-      } else {
-        appends.push([this.resolvers[t]!, this.rejecters[t]!])
-        this.popTail(t)
-      }
+      if (!records[k]!.write) appends.push(this.groups[t]!)
+      this.records[t]! -= 1
+      if (this.records[t] === 0) this.popTail(t)
     }
     for (const r of records) {
-      const resolvers = r.write ? undefined : appends.pop()
-      if (r.refusal !== undefined) this.pushRefused(r.refusal, resolvers?.[0], resolvers?.[1])
-      else if (resolvers === undefined) this.pushWrites(1)
-      else this.pushAppend(resolvers[0], resolvers[1])
+      const group = r.write ? undefined : appends.pop()
+      if (r.refusal !== undefined) this.pushRefused(r.refusal, group)
+      else if (group === undefined) this.pushWrites(1)
+      else this.pushGroupPart(group)
     }
   }
 
   private popTail(t: number): void {
-    this.resolvers[t] = undefined
-    this.rejecters[t] = undefined
-    this.refusals[t] = undefined
+    this.clear(t)
     this.size--
+  }
+
+  private clear(i: number): void {
+    this.resolvers[i] = undefined
+    this.rejecters[i] = undefined
+    this.groups[i] = undefined
+    this.refusals[i] = undefined
   }
 
   /**
@@ -208,7 +291,7 @@ export class PartitionWrites {
           ev.count = 0
           break
         }
-        spent += this.settleHead(ev, sink)
+        spent += this.settleHead(ev, sink, budget - spent)
         spent += this.drainRefused(sink)
       }
       if (ev.count > 0) break
@@ -223,8 +306,10 @@ export class PartitionWrites {
     let n = 0
     while (this.size > 0) {
       const i = this.head
-      n += this.records[i]!
+      const records = this.records[i]!
+      n += records
       this.rejecters[i]?.(err)
+      this.groups[i]?.settle(records, NO_POSITIONS, 0, err)
       this.pop(i)
     }
     this.events.length = 0
@@ -232,42 +317,40 @@ export class PartitionWrites {
     return n
   }
 
-  /** Settles (part of) the head entry with `ev`; returns the promises it settled. */
-  private settleHead(ev: AckEventRef, sink: SettleSink): number {
+  /** Settles (part of) the head entry with `ev`, within `budget`; returns the promises it settled. */
+  private settleHead(ev: AckEventRef, sink: SettleSink, budget: number): number {
     const i = this.head
     const kind = this.kind[i]!
-    if (kind === WRITES) {
-      const n = Math.min(this.records[i]!, ev.count)
-      if (ev.failed) this.noteFailed(ev.failure!)
+    if (kind === BATCH) {
+      const n = this.records[i]!
       ev.count -= n
-      this.records[i]! -= n
+      const resolve = this.resolvers[i]!
+      const reject = this.rejecters[i]!
+      const first = this.first[i]!
+      if (ev.failed) this.noteFailed(ev.failure!)
+      this.pop(i)
+      if (ev.failed) reject(ev.failure!.error)
+      else resolve({ firstLsn: first, lastLsn: first + n - 1, count: n })
       this.settled += n
       sink.settled(n)
-      if (this.records[i] === 0) this.pop(i)
       return 1
     }
-    const n = this.records[i]!
+    // A run of written records costs one; a group's records one each, and may be cut.
+    const n = Math.min(this.records[i]!, ev.count, kind === GROUP ? Math.max(1, budget) : Infinity)
+    if (ev.failed) this.noteFailed(ev.failure!)
     ev.count -= n
-    const resolve = this.resolvers[i]!
-    const reject = this.rejecters[i]!
-    if (ev.failed) {
-      this.noteFailed(ev.failure!)
-      this.pop(i)
-      reject(ev.failure!.error)
-    } else if (kind === APPEND) {
-      const b = ev.buf
-      const p = ev.pos
-      ev.pos += 3
-      this.pop(i)
-      resolve({ lsn: b[p]!, segment: b[p + 1]!, offset: b[p + 2]! })
-    } else {
-      const first = this.first[i]!
-      this.pop(i)
-      resolve({ firstLsn: first, lastLsn: first + n - 1, count: n })
-    }
+    this.records[i]! -= n
     this.settled += n
     sink.settled(n)
-    return 1
+    const group = kind === GROUP ? this.groups[i]! : undefined
+    if (this.records[i] === 0) this.pop(i)
+    if (group === undefined) return 1
+    if (ev.failed) group.settle(n, NO_POSITIONS, 0, ev.failure!.error)
+    else {
+      group.settle(n, ev.buf, ev.pos, undefined)
+      ev.pos += 3 * n
+    }
+    return n
   }
 
   /** Fails refused entries at the head: they join the partition's failure that caused them. */
@@ -283,9 +366,9 @@ export class PartitionWrites {
         this.lastFailure = failure
       }
       this.noteFailed(failure)
-      const reject = this.rejecters[i]
+      const group = this.groups[i]
       this.pop(i)
-      reject?.(failure.error)
+      group?.settle(n, NO_POSITIONS, 0, failure.error)
       this.settled += n
       sink.settled(n)
       spent++
@@ -307,9 +390,7 @@ export class PartitionWrites {
   }
 
   private pop(i: number): void {
-    this.resolvers[i] = undefined
-    this.rejecters[i] = undefined
-    this.refusals[i] = undefined
+    this.clear(i)
     this.head = (i + 1) & this.mask
     this.size--
   }
@@ -321,6 +402,7 @@ export class PartitionWrites {
     const first = new Float64Array(capacity)
     const resolvers = new Array<Resolve | undefined>(capacity)
     const rejecters = new Array<Reject | undefined>(capacity)
+    const groups = new Array<AppendGroup | undefined>(capacity)
     const refusals = new Array<Refusal | undefined>(capacity)
     for (let k = 0; k < this.size; k++) {
       const i = (this.head + k) & this.mask
@@ -329,6 +411,7 @@ export class PartitionWrites {
       first[k] = this.first[i]!
       resolvers[k] = this.resolvers[i]
       rejecters[k] = this.rejecters[i]
+      groups[k] = this.groups[i]
       refusals[k] = this.refusals[i]
     }
     this.kind = kind
@@ -336,6 +419,7 @@ export class PartitionWrites {
     this.first = first
     this.resolvers = resolvers
     this.rejecters = rejecters
+    this.groups = groups
     this.refusals = refusals
     this.head = 0
     this.mask = capacity - 1

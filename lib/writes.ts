@@ -17,6 +17,7 @@ import { ACK_FAILED, ACK_HEADER, POSITION_WIDTH, native, type WalHandle } from '
 import { WalError, closedError, fromNative, invalidArgument, toWalError, type NativeErrorDetail } from './errors'
 import {
   PartitionWrites,
+  takeResult,
   type AckEventRef,
   type AppendResult,
   type BatchResult,
@@ -33,8 +34,14 @@ import {
  * cross on their own, after the staged ones.
  */
 const STAGE_MAX_RECORD = 64 * 1024
-const STAGE_BYTES = 1024 * 1024
-const STAGE_RECORDS = 8192
+/**
+ * Staged records are handed over when this many bytes or records are waiting, even in
+ * the middle of a tick: the writer thread starts on them while the caller goes on
+ * writing, instead of idling until the tick ends (a flush() then waits only for the
+ * last few).
+ */
+const STAGE_BYTES = 512 * 1024
+const STAGE_RECORDS = 2048
 /** Promises settled per event-loop turn at most; the rest waits a turn. */
 const ACK_SLICE = 4096
 /** Each partition with news gets at least this share of a turn's budget, so a quiet one never waits behind busy ones. */
@@ -46,8 +53,8 @@ const NO_ACKS = new Float64Array(0)
 /** A payload: bytes, or a string stored as UTF-8. */
 export type Payload = Buffer | Uint8Array | string
 
-// One executor for every append promise: it parks the resolvers here so that
-// append() allocates no closure of its own.
+// One executor for every batch promise: it parks the resolvers here so that
+// appendBatch() allocates no closure of its own.
 let parkedResolve: Resolve | undefined
 let parkedReject: Reject | undefined
 function parkResolvers(resolve: Resolve, reject: Reject): void {
@@ -108,6 +115,8 @@ export class Writes implements SettleSink {
   /** 1 for a written record, 0 for an append (`#stageLsns` is overwritten by the crossing). */
   readonly #stageWrites = new Uint8Array(STAGE_RECORDS)
   #flushQueued = false
+  /** Crossings so far: the appends of one partition in one crossing share a group (see AppendGroup). */
+  #crossings = 0
   readonly #flushTask = (): void => {
     this.#flushQueued = false
     this.stage()
@@ -292,10 +301,9 @@ export class Writes implements SettleSink {
       return Promise.reject(invalidArgument('payload', 'a Buffer, Uint8Array or string', payload))
     }
     if (ps.nextLsn !== 0) ps.nextLsn++
-    const promise = newPending<AppendResult>()
-    ps.pushAppend(parkedResolve!, parkedReject!)
+    const group = ps.pushAppend(this.#crossings)
     this.#staged(ps, length, 0)
-    return promise
+    return group.promise.then(takeResult)
   }
 
   /** A large payload: crosses on its own, after the staged records. */
@@ -311,10 +319,9 @@ export class Writes implements SettleSink {
       return Promise.reject(toWalError(e))
     }
     ps.nextLsn = lsn + 1
-    const promise = newPending<AppendResult>()
-    ps.pushAppend(parkedResolve!, parkedReject!)
+    const group = ps.pushAppend(-1)
     this.#issuedDirect(ps, 1, typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.byteLength)
-    return promise
+    return group.promise.then(takeResult)
   }
 
   /** `wal.appendBatch()`: `parts` are checked and converted by the caller. */
@@ -370,6 +377,7 @@ export class Writes implements SettleSink {
   stage(): void {
     const n = this.#stageCount
     if (n === 0) return
+    this.#crossings++
     this.#stageCount = 0
     this.#stageBytes = 0
     let errors: NativeErrorDetail[] | null = null
@@ -408,7 +416,8 @@ export class Writes implements SettleSink {
         records.push({ write: this.#stageWrites[i] === 1, refusal })
       }
       ps.refuseTail(records)
-      ps.nextLsn = 0
+      // The count stays: the LSNs it handed out are taken until the failure's event
+      // arrives (it resets the count then); asking the engine now would hand one out again.
       this.#advance(ps, 0)
     }
   }
@@ -446,8 +455,10 @@ export class Writes implements SettleSink {
     const k = this.#failures.findIndex(
       (f) => f.seq < w.seq || f.firstIndex < (w.targets.get(f.partition) ?? -Infinity),
     )
+    // Settled a microtask late: the appends' promises, settled by the same acks, take
+    // one step more (see AppendGroup), and they settle before the flush() that follows them.
     if (k < 0) {
-      w.resolve()
+      queueMicrotask(w.resolve)
       return
     }
     const f = this.#failures[k]!
@@ -455,7 +466,7 @@ export class Writes implements SettleSink {
     f.reported = true
     const mine = this.#parts[f.partition]!.unreported
     mine.splice(mine.indexOf(f), 1)
-    w.reject(f.error)
+    queueMicrotask(() => w.reject(f.error))
   }
 
   /** SettleSink: `records` left the in-flight set. */
