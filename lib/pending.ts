@@ -60,8 +60,10 @@ export interface Refusal {
  * ring stores per record.
  */
 export class AppendGroup {
-  /** Outcomes of its records, in staging order, as they are settled. */
-  readonly out: Array<AppendResult | WalError> = []
+  /** Outcomes of its records, in staging order: a result, or the failure. */
+  out: Array<AppendResult | WalError> | undefined
+  /** Records settled so far (their outcomes are `out[0..settled]`). */
+  settled = 0
   /** Records not settled yet. */
   left = 0
   /** The next reaction's record. */
@@ -77,11 +79,15 @@ export class AppendGroup {
     this.resolve = parkedGroup!
   }
 
-  /** Settles its next `n` records with `outcome` (a failure), or with positions from `buf` at `pos`. */
+  /** Settles its next `n` records with `failure`, or with positions from `buf` at `pos`. */
   settle(n: number, buf: Float64Array, pos: number, failure: WalError | undefined): void {
-    const out = this.out
-    if (failure !== undefined) for (let k = 0; k < n; k++) out.push(failure)
-    else for (let k = 0, p = pos; k < n; k++, p += 3) out.push({ lsn: buf[p]!, segment: buf[p + 1]!, offset: buf[p + 2]! })
+    // Its records have all crossed by now: the array is made at its full size once.
+    const out = (this.out ??= new Array<AppendResult | WalError>(this.left))
+    let at = this.settled
+    const end = at + n
+    if (failure !== undefined) while (at < end) out[at++] = failure
+    else for (let p = pos; at < end; p += 3) out[at++] = { lsn: buf[p]!, segment: buf[p + 1]!, offset: buf[p + 2]! }
+    this.settled = end
     this.left -= n
     if (this.left === 0) this.resolve(this)
   }
@@ -94,7 +100,7 @@ function parkGroup(resolve: (group: AppendGroup) => void): void {
 
 /** The reaction of every append: its own outcome, taken in call order. */
 export function takeResult(group: AppendGroup): AppendResult {
-  const r = group.out[group.next++]!
+  const r = group.out![group.next++]!
   if (r instanceof WalError) throw r
   return r
 }
