@@ -50,6 +50,12 @@ const MIN_SHARE = 64
 const ACK_BUFFER_NUMBERS = 1 << 14
 const NO_ACKS = new Float64Array(0)
 
+/**
+ * `TypedArray.prototype.set`, called as a constant: `stage.set(...)` is a generic property
+ * load in optimized code, once per record (V8 does not fold `set` through these prototypes).
+ */
+const copyInto = Uint8Array.prototype.set
+
 /** A payload: bytes, or a string stored as UTF-8. */
 export type Payload = Buffer | Uint8Array | string
 
@@ -200,7 +206,7 @@ export class Writes implements SettleSink {
       at = 0
       i = 0
     }
-    this.#stageData.set(payload, at)
+    copyInto.call(this.#stageData, payload, at)
     this.#stageBytes = at + length
     this.#stageCount = i + 1
     this.#stageLengths[i] = length
@@ -296,7 +302,7 @@ export class Writes implements SettleSink {
       }
       if (length > this.#stageMax) return this.#appendDirect(ps, payload)
       this.#room(length)
-      this.#stageData.set(payload, this.#stageBytes)
+      copyInto.call(this.#stageData, payload, this.#stageBytes)
     } else {
       return Promise.reject(invalidArgument('payload', 'a Buffer, Uint8Array or string', payload))
     }
