@@ -4,13 +4,20 @@
 // says what each record costs it (Linux: /proc/thread-self/stat, 10 ms ticks).
 //
 //   node bench/cpu.mjs [records]
+//
+// Load moves CPU time too (a shared VM's caches and steal); instruction counts do not.
+// `--one write|append|floor N` runs one workload once, untimed, for counting them:
+//   valgrind --tool=callgrind node bench/cpu.mjs --one append 100000   (and 300000)
+// and (difference of the two totals) / 200,000 is the marginal cost of a record, all
+// threads (the writer's CRC and round included, the kernel not).
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promiseRound } from './floors.mjs'
 import { openSegwal, payload } from './peers.mjs'
 
-const N = Number(process.argv[2] ?? 2_000_000)
+const one = process.argv[2] === '--one' ? process.argv[3] : undefined
+const N = Number((one ? process.argv[4] : process.argv[2]) ?? 2_000_000)
 const R = 10_000
 const RUNS = 3
 const cpuMs = () => {
@@ -39,17 +46,38 @@ async function measure(name, body) {
   console.log(`${name.padEnd(34)} ${m.ns.toFixed(0).padStart(5)} ns of JS-thread CPU per record (${(1e3 / m.ns).toFixed(2)} M/s on a core of its own); wall ${(m.wall / 1e6).toFixed(2)} M/s`)
 }
 
-await measure('write() x N, then one flush()', async (wal) => {
-  for (let i = 0; i < N; i++) wal.write(1, rec)
-  await wal.flush()
-})
-await measure(`append(), ${R.toLocaleString('en-US')} in flight`, async (wal) => {
-  for (let done = 0; done < N; done += R) {
-    const ps = new Array(R)
-    for (let i = 0; i < R; i++) ps[i] = wal.append(1, rec)
-    await Promise.all(ps)
-  }
-})
-await measure(`V8 promise floor, ${R.toLocaleString('en-US')} in flight`, async () => {
-  for (let done = 0; done < N; done += R) await promiseRound(R)
-})
+const workloads = {
+  write: async (wal) => {
+    for (let done = 0; done < N; done += R) {
+      for (let i = 0; i < R; i++) wal.write(1, rec)
+      await wal.flush()
+    }
+  },
+  append: async (wal) => {
+    for (let done = 0; done < N; done += R) {
+      const ps = new Array(R)
+      for (let i = 0; i < R; i++) ps[i] = wal.append(1, rec)
+      await Promise.all(ps)
+    }
+  },
+  floor: async () => {
+    for (let done = 0; done < N; done += R) await promiseRound(R)
+  },
+}
+
+if (one !== undefined) {
+  if (!(one in workloads)) throw new Error(`--one: one of ${Object.keys(workloads).join(', ')}`)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segwal-cpu-'))
+  const wal = await openSegwal(dir, { sync: 'none' })
+  await workloads[one](wal)
+  await wal.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+} else {
+  await measure('write() x N, then one flush()', async (wal) => {
+    for (let i = 0; i < N; i++) wal.write(1, rec)
+    await wal.flush()
+  })
+  await measure(`write() x ${R.toLocaleString('en-US')}, then flush(), repeated`, workloads.write)
+  await measure(`append(), ${R.toLocaleString('en-US')} in flight`, workloads.append)
+  await measure(`V8 promise floor, ${R.toLocaleString('en-US')} in flight`, workloads.floor)
+}

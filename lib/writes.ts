@@ -42,8 +42,8 @@ const STAGE_MAX_RECORD = 64 * 1024
  */
 const STAGE_BYTES = 512 * 1024
 const STAGE_RECORDS = 2048
-/** Promises settled per event-loop turn at most; the rest waits a turn. */
-const ACK_SLICE = 4096
+/** Promises settled per event-loop turn at most (one crossing's worth); the rest waits a turn. */
+const ACK_SLICE = 2048
 /** Each partition with news gets at least this share of a turn's budget, so a quiet one never waits behind busy ones. */
 const MIN_SHARE = 64
 /** Initial size of the array acks are copied into (grows on demand). */
