@@ -1,10 +1,11 @@
 /**
  * One partition's records that are neither acknowledged nor failed, in the
  * order they were staged: a ring buffer of parallel arrays (no object per
- * record; consecutive `write()` records share one entry). The engine's ack
- * events settle the next `count` staged records of a partition, so popping in
- * order is all that matching an event to its records takes: no LSN is
- * compared (LSNs are handed out again after a truncate or a failure).
+ * record; consecutive `write()` records share one entry, and the appends of
+ * one crossing one group). The engine's ack events settle the next `count`
+ * staged records of a partition, so popping in order is all that matching an
+ * event to its records takes: no LSN is compared (LSNs are handed out again
+ * after a truncate or a failure).
  */
 import { WalError } from './errors'
 
