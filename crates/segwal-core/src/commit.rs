@@ -112,7 +112,10 @@ impl Inner {
                 for item in items {
                     fail_item(item, &e);
                 }
-                let fatal = f.fatal || w.rollback().is_err();
+                // Even after a fatal error: files this round created must not outlive
+                // it (`segments()` would not list them), nor unacknowledged bytes stay.
+                let rolled_back = w.rollback();
+                let fatal = f.fatal || rolled_back.is_err();
                 if fatal {
                     self.poison(&e);
                 }
@@ -393,6 +396,9 @@ impl Writer<'_> {
             }
             None => None,
         };
+        // Before the create: one that fails after making the file (its preallocation
+        // failed, then so did removing it) leaves it for the rollback to remove.
+        self.round.created.push(index);
         let file = match spare {
             Some(file) => file,
             None => {
@@ -400,7 +406,6 @@ impl Writer<'_> {
                 segment::create_file(fs, dir, pid, index, prealloc).map_err(|error| Failed { error, fatal: false })?
             }
         };
-        self.round.created.push(index);
         let header =
             segment::start(file.as_ref(), pid, index, first_lsn).map_err(|error| Failed { error, fatal: false })?;
         self.round.touched.push(SegMeta {
@@ -583,8 +588,10 @@ impl Writer<'_> {
             dir: &self.inner.dir,
             opts: &self.inner.opts,
         };
-        truncate::truncate_after(&files, self.p, &mut self.active, &mut self.next_index, lsn)
-            .map_err(|error| Failed { error, fatal: true })
+        truncate::truncate_after(&files, self.p, &mut self.active, &mut self.next_index, lsn).map_err(|error| {
+            self.p.lock().broken = Some(error.clone());
+            Failed { error, fatal: true }
+        })
     }
 
     /// Puts the disk back to the last published state after a failed round.
@@ -607,8 +614,15 @@ impl Writer<'_> {
         }
         for index in created.iter().rev() {
             let name = format::segment_file_name(self.p.id, *index);
-            fs.remove(&dir.join(&name))
-                .map_err(|e| Error::io(&e, format!("removing {name}")))?;
+            let path = dir.join(&name);
+            // Once more if it fails (a file left would be a segment `segments()` does not
+            // list); absent already is fine (its create failed).
+            match fs.remove(&path).or_else(|_| fs.remove(&path)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(&e, format!("removing {name}")))
+                }
+                _ => {}
+            }
         }
         if !created.is_empty() {
             fs.sync_dir(dir)

@@ -118,6 +118,10 @@ pub struct PState {
     pub free_frames: Option<Frames>,
     /// Acknowledgements not yet taken by `take_acks`.
     pub events: Vec<AckEvent>,
+    /// A `truncate_after` failed midway (the WAL is poisoned): the files may be cut
+    /// where the table still lists records, so readers get this error until a reopen
+    /// finishes or undoes the cut (it replays its redo record).
+    pub broken: Option<Error>,
 }
 
 impl PState {
@@ -138,6 +142,7 @@ impl PState {
             spare: None,
             free_frames: None,
             events: Vec::new(),
+            broken: None,
         }
     }
 

@@ -72,6 +72,9 @@ impl Reader {
         let held = part.clone();
         let _reading = held.reading();
         let mut st = held.lock();
+        if let Some(e) = &st.broken {
+            return Err(e.clone());
+        }
         let cursor = st.register_reader();
         let (next_lsn, pos) = match start {
             Start::Lsn(lsn) => {
@@ -163,6 +166,9 @@ impl Reader {
         loop {
             let (seg, acked, next) = {
                 let st = self.part.lock();
+                if let Some(e) = &st.broken {
+                    return Err(e.clone());
+                }
                 let cut = self.cursor.take();
                 if cut != NO_CUT {
                     self.cut = self.cut.min(cut);
@@ -208,6 +214,12 @@ impl Reader {
                     Some(seg) => seg.clone(),
                     None => match &self.sealed {
                         Some(s) if s.index == index => s.clone(),
+                        // It was at the end of a segment purged since: its next record is
+                        // retained, in a later segment; find it by LSN.
+                        _ if self.next_lsn >= st.log_start && st.seg_for_lsn(self.next_lsn).is_some() => {
+                            self.pos = None;
+                            continue;
+                        }
                         _ => return Err(purged(pid, self.next_lsn, st.log_start)),
                     },
                 };

@@ -88,6 +88,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<Found> 
             clean,
             partition: p,
             truncations: &mut found.truncations,
+            unsynced: None,
         };
         if let Some(st) = r.recover(&indices)? {
             found.partitions.push((p, st));
@@ -112,6 +113,9 @@ struct PartitionRecovery<'a> {
     clean: bool,
     partition: u16,
     truncations: &'a mut Vec<Truncation>,
+    /// The segment `check_tail` looked at last and where its stretch after the last
+    /// sync point starts (see `segment::resync`).
+    unsynced: Option<(u64, u64)>,
 }
 
 /// A segment whose header checked out. No descriptor is kept: a partition may have
@@ -204,10 +208,12 @@ impl PartitionRecovery<'_> {
         };
         let file = self.open(index, true)?;
         // A killed process may have left records in the page cache that never reached
-        // the disk; they are part of the log from now on (readers see them, LSNs go on
-        // after them), so they must be as durable as everything acknowledged.
+        // the disk, or whose fdatasync failed; they are part of the log from now on
+        // (readers see them, LSNs go on after them), so they must be as durable as
+        // everything acknowledged: what follows the last sync point is written again.
         if !self.clean {
-            file.sync_data().map_err(self.io(index, "syncing"))?;
+            let from = self.unsynced.filter(|&(i, _)| i == index).map_or(0, |(_, from)| from);
+            segment::resync(file.as_ref(), from, bytes).map_err(self.io(index, "syncing"))?;
         }
         if self.opts.preallocate {
             // Best effort: a full disk must not stop the log from opening.
@@ -306,15 +312,17 @@ impl PartitionRecovery<'_> {
             salt: s.header.salt,
             marks: Vec::new(),
         };
+        self.unsynced = Some((s.index, 0));
         if s.len == HEADER && next_first.is_none_or(|nf| nf == first) {
             return Ok((meta, true));
         }
         let file = self.open(s.index, false)?;
         if !self.opts.repair && next_first.is_none() {
-            if let Some(last) =
-                segment::intact_tail(file.as_ref(), s.header.salt, first, s.len).map_err(self.io(s.index, "reading"))?
+            if let Some((last, from)) = segment::intact_tail_from(file.as_ref(), s.header.salt, first, s.len)
+                .map_err(self.io(s.index, "reading"))?
             {
                 meta.last_lsn = last;
+                self.unsynced = Some((s.index, from));
                 return Ok((meta, true));
             }
         }
@@ -322,6 +330,7 @@ impl PartitionRecovery<'_> {
             .map_err(self.io(s.index, "reading"))?;
         meta.last_lsn = scan.good_last_lsn;
         meta.marks = scan.marks;
+        self.unsynced = Some((s.index, scan.sync_from));
         let clean = scan.good_end == s.len && next_first.is_none_or(|nf| nf == scan.good_last_lsn + 1);
         if clean {
             return Ok((meta, true));

@@ -159,6 +159,9 @@ pub struct Scan {
     pub stopped: Option<(u64, &'static str)>,
     /// Seek points gathered on the way.
     pub marks: Vec<(u64, u64)>,
+    /// Where the last sync-point frame before `good_end` starts (0 if none: then not
+    /// even the header is known to be durable): see [`resync`].
+    pub sync_from: u64,
 }
 
 /// Walks frames forward from a known frame boundary, reading the file in large chunks:
@@ -232,10 +235,12 @@ pub fn scan(file: &dyn FsFile, salt: u32, start: u64, end: u64, expect_lsn: u64)
         good_last_lsn: expect_lsn - 1,
         stopped: None,
         marks: Vec::new(),
+        sync_from: 0,
     };
     let mut walk = FrameWalk::new(file, salt, start, end, 1 << 20);
     let mut lsn = expect_lsn;
     let mut last_mark = 0u64;
+    let mut sync_at = 0u64;
     while let Some(step) = walk.next_frame()? {
         let (at, f) = match step {
             Ok((at, f, _)) if f.lsn == lsn => (at, f),
@@ -252,9 +257,13 @@ pub fn scan(file: &dyn FsFile, salt: u32, start: u64, end: u64, expect_lsn: u64)
             s.marks.push((lsn, at));
             last_mark = at;
         }
+        if f.sync_point {
+            sync_at = at;
+        }
         if f.batch_left == 0 {
             s.good_end = walk.pos;
             s.good_last_lsn = lsn;
+            s.sync_from = sync_at;
         }
         lsn += 1;
     }
@@ -271,10 +280,16 @@ pub fn scan(file: &dyn FsFile, salt: u32, start: u64, end: u64, expect_lsn: u64)
 /// not its middle, so that whole stretch, and no more, must be checked: one writer round
 /// with sync 'always', however large (a multi-MiB batch is one round).
 pub fn intact_tail(file: &dyn FsFile, salt: u32, first_lsn: u64, end: u64) -> std::io::Result<Option<u64>> {
+    Ok(intact_tail_from(file, salt, first_lsn, end)?.map(|(last, _)| last))
+}
+
+/// [`intact_tail`], and where the stretch it checked starts: the sync-point frame it
+/// reached, or 0 when it reached the header (see [`resync`]).
+pub fn intact_tail_from(file: &dyn FsFile, salt: u32, first_lsn: u64, end: u64) -> std::io::Result<Option<(u64, u64)>> {
     const CHUNK: u64 = 1 << 20;
     let header = SEGMENT_HEADER_LEN as u64;
     if end <= header {
-        return Ok((end == header).then(|| first_lsn - 1));
+        return Ok((end == header).then(|| (first_lsn - 1, 0)));
     }
     let mut buf: Vec<u8> = Vec::new();
     let mut buf_at = end;
@@ -318,12 +333,43 @@ pub fn intact_tail(file: &dyn FsFile, salt: u32, first_lsn: u64, end: u64) -> st
         }
         last.get_or_insert(f.lsn);
         if f.sync_point {
-            return Ok(last);
+            return Ok(last.map(|l| (l, start)));
         }
         after = Some(f);
         pos = start;
     }
-    Ok(after.filter(|a| a.lsn == first_lsn).and(last))
+    Ok(after.filter(|a| a.lsn == first_lsn).and(last).map(|l| (l, 0)))
+}
+
+/// Makes `[from, end)` of the newest segment durable for real: reads it and writes it
+/// back, then fdatasyncs. `from` is where the stretch not known to be durable starts
+/// (its last sync point, see [`intact_tail_from`] and [`Scan::sync_from`]). A plain
+/// fdatasync is not enough: after a failed one (in the process that wrote these bytes,
+/// perhaps killed since), Linux marks the lost pages clean, so they stay readable from
+/// the page cache but no later fdatasync writes them (PostgreSQL's "fsyncgate"); open
+/// would hand out records, and LSNs after them, that a power loss then takes away.
+/// Writing the bytes again dirties those pages, so the fdatasync really persists them.
+/// The size is set again too: a cut (`ftruncate`) whose fdatasync failed may not be on
+/// disk either, leaving old bytes past the end that a power loss would bring back.
+pub fn resync(file: &dyn FsFile, from: u64, end: u64) -> std::io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    file.set_len(end)?;
+    let mut buf = Vec::new();
+    let mut at = from;
+    while at < end {
+        let n = (end - at).min(CHUNK) as usize;
+        buf.resize(n, 0);
+        let got = file.read_full_at(&mut buf, at)?;
+        if got < n {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "segment shorter than recovered",
+            ));
+        }
+        file.write_all_at(&buf, at)?;
+        at += n as u64;
+    }
+    file.sync_data()
 }
 
 /// Whether damage at `at` in the newest segment is a torn tail (cut it) rather than

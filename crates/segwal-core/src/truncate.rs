@@ -140,14 +140,15 @@ pub(crate) fn truncate_after(
         let name = format::segment_file_name(pid, *index);
         fs.remove(&dir.join(&name))
             .map_err(|e| Error::io(&e, format!("removing {name}")))?;
+        // Forget each as it goes: whatever fails later, the table lists exactly the
+        // files there are.
+        let mut st = p.lock();
+        st.segs.retain(|s| s.index < *index);
+        st.acked_lsn = st.acked_lsn.min(st.segs.last().map_or(0, |s| s.last_lsn));
     }
     if !victims.is_empty() {
         fs.sync_dir(dir)
             .map_err(|e| Error::io(&e, "syncing the WAL directory"))?;
-        // Forget them now: whatever fails below, they are gone.
-        let mut st = p.lock();
-        st.segs.retain(|s| s.index <= keep.index);
-        st.acked_lsn = st.acked_lsn.min(keep.last_lsn);
     }
     let (file, cut) = cut_segment(files, pid, &keep, active.take(), lsn)?;
     // Below `keep.first_lsn` only for `truncate_after(p, 0)` after a purge (see cut_segment).

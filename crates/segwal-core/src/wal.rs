@@ -359,6 +359,10 @@ impl Wal {
 
     /// `write` is `Some(expected)`: a written record; `None`: an append.
     fn stage(&self, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
+        // A record too large for any segment is refused as such whatever the WAL's
+        // state (as `append_batch` does): the caller's argument is wrong, not the disk.
+        self.inner
+            .check_record_fits(format::frame_len(payload.len()) as u64, "payload")?;
         let p = self.inner.partition(partition);
         let mut st = p.lock();
         self.inner.check_writable(&st)?;

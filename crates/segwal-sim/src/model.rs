@@ -27,8 +27,8 @@ pub struct Part {
     pub generation: u64,
     /// The caller's view: every LSN handed out and not failed or truncated.
     pub cur: BTreeMap<u64, Version>,
-    /// Appends not yet acknowledged or failed, in call order: (lsn, generation).
-    pub pending: VecDeque<(u64, u64)>,
+    /// Appends not yet acknowledged or failed, in call order: (lsn, generation, version id).
+    pub pending: VecDeque<(u64, u64, u64)>,
     /// Highest LSN acknowledged (as the ack events said).
     pub acked: u64,
     /// LSNs up to here must survive any crash with their `cur` bytes.
@@ -78,8 +78,8 @@ impl Default for Part {
 impl Part {
     pub fn stage(&mut self, lsn: u64, v: Version) {
         self.history.entry(lsn).or_default().push(v.clone());
+        self.pending.push_back((lsn, self.generation, v.id));
         self.cur.insert(lsn, v);
-        self.pending.push_back((lsn, self.generation));
         self.written = true;
         self.next = lsn + 1;
     }
@@ -95,6 +95,29 @@ impl Part {
 
     pub fn version_with(&self, lsn: u64, bytes: &[u8]) -> Option<&Version> {
         self.history.get(&lsn)?.iter().find(|v| v.bytes.as_slice() == bytes)
+    }
+
+    /// A failure (the log resumes at `first_lsn`; `failed` are the records it settles)
+    /// fails the truncates queued behind the failed records too: such a truncate never
+    /// applied, so up to `first_lsn` the engine still has what was there before it. One
+    /// that applied is followed by its own acknowledged records right up to `first_lsn`.
+    pub fn undo_unapplied_truncate(&mut self, first_lsn: u64, failed: &[(u64, u64, u64)]) {
+        let applied = |t: &Truncate| {
+            (t.lsn + 1..first_lsn).all(|l| {
+                self.cur
+                    .get(&l)
+                    .is_some_and(|v| v.id >= t.mark && !failed.iter().any(|f| f.2 == v.id))
+            })
+        };
+        let Some(mark) = self.truncates.iter().find(|t| !t.resolved && !applied(t)).map(|t| (t.lsn, t.mark)) else {
+            return;
+        };
+        for l in mark.0 + 1..first_lsn {
+            match self.history.get(&l).and_then(|h| h.iter().rev().find(|v| v.id < mark.1)) {
+                Some(v) => self.cur.insert(l, v.clone()),
+                None => self.cur.remove(&l),
+            };
+        }
     }
 
     /// The acknowledged LSN once truncates made after generation `generation` apply.

@@ -437,11 +437,12 @@ impl Sim {
                         )));
                     }
                     let next = reader.next_lsn();
+                    let doomed = self.doomed_at_start(p, next);
                     self.readers.push(Rd {
                         p,
                         reader,
                         next,
-                        doomed: None,
+                        doomed,
                     });
                 }
                 Err(e) => {
@@ -451,7 +452,9 @@ impl Sim {
                         ErrorCode::Corruption => {
                             m.damaged_from.is_some() || (self.allows("F2") && self.faulted && !m.truncates.is_empty())
                         }
-                        ErrorCode::Io => self.fs.crashed(),
+                        // A failed truncate leaves the partition's files unknown until a
+                        // reopen: its readers get that I/O error.
+                        ErrorCode::Io => self.fs.crashed() || m.truncate_failed,
                         _ => false,
                     };
                     if !fine {
@@ -487,17 +490,25 @@ impl Sim {
                 if from != 0 && next != from {
                     return Err(self.fail(format!("reader from LSN {from} starts at {next}")));
                 }
+                let doomed = self.doomed_at_start(p, next);
                 self.readers.push(Rd {
                     p,
                     reader,
                     next,
-                    doomed: None,
+                    doomed,
                 });
             }
             Err(e) => {
                 let fine = match e.code {
                     ErrorCode::LsnOutOfRange => from > last + 1,
                     ErrorCode::LsnPurged => from != 0 && from < first,
+                    // A failed truncate leaves the partition's files unknown until a
+                    // reopen: its readers get the error that made it fail.
+                    ErrorCode::Io => self.parts.get(&p).is_some_and(|m| m.truncate_failed),
+                    ErrorCode::Corruption => self
+                        .parts
+                        .get(&p)
+                        .is_some_and(|m| m.truncate_failed && m.damaged_from.is_some()),
                     _ => false,
                 };
                 if !fine {
@@ -510,6 +521,13 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// A stream opened while a truncate of its partition is still in progress is open
+    /// during it (API.md): if it starts above that truncate's `lsn + 1` (the log it was
+    /// positioned in still had those records), it rejects its next step.
+    fn doomed_at_start(&self, p: u16, next: u64) -> Option<usize> {
+        self.parts.get(&p)?.truncates.iter().position(|t| !t.resolved && next > t.lsn + 1)
     }
 
     fn read_step(&mut self, i: usize) -> Result<(), Failure> {
@@ -605,7 +623,7 @@ impl Sim {
                                 && (m.truncate_failed || m.truncates.iter().any(|t| !t.resolved))
                                 && self.faulted)
                     }
-                    ErrorCode::Io => self.fs.crashed(),
+                    ErrorCode::Io => self.fs.crashed() || m.truncate_failed,
                     _ => false,
                 };
                 if !fine {
@@ -669,7 +687,7 @@ impl Sim {
                                 }
                             }
                         }
-                        let Some((last_lsn, generation)) = last else {
+                        let Some((last_lsn, generation, _)) = last else {
                             let why = format!("ack p{p} through {through_lsn} settles no record");
                             return Err(self.fail(why));
                         };
@@ -724,13 +742,26 @@ impl Sim {
                             return Err(self.fail(why));
                         }
                         let failed = (count as usize).min(m.pending.len());
-                        for (lsn, g) in m.pending.drain(..failed).collect::<Vec<_>>() {
+                        let drained: Vec<(u64, u64, u64)> = m.pending.drain(..failed).collect();
+                        m.undo_unapplied_truncate(first_lsn, &drained);
+                        for (lsn, g, _) in drained {
                             if g == m.generation && lsn >= first_lsn {
                                 m.cur.remove(&lsn);
                             }
                         }
                         m.cur.retain(|&l, _| l < first_lsn);
                         m.next = first_lsn;
+                        // The failed records were never acknowledged: no sync made them
+                        // durable, and a sync in flight covers the LSNs given out again
+                        // only if they are appended before it (they are not).
+                        m.durable = m.durable.min(first_lsn - 1);
+                        for t in &mut self.tickets {
+                            if let Op::Sync(marks) = &mut t.op {
+                                if let Some(x) = marks.get_mut(&p) {
+                                    *x = (*x).min(first_lsn - 1);
+                                }
+                            }
+                        }
                         self.parts.insert(p, m);
                     }
                 }
@@ -765,8 +796,13 @@ impl Sim {
                 self.note("sync done".into());
                 for (p, x) in marks {
                     if self.parts.get(&p).is_some_and(|m| self.credits(m)) {
+                        // Only what was acknowledged: appends made before the sync may
+                        // have failed, with the event not taken yet (then the engine's
+                        // last LSN is below them; once closed, the events were taken).
+                        let engine = self.wal.as_ref().and_then(|(w, _)| w.last_lsn(p).ok());
                         let m = self.part(p);
-                        m.durable = m.durable.max(x.min(m.next - 1));
+                        let acked = engine.unwrap_or(m.acked);
+                        m.durable = m.durable.max(x.min(m.next - 1).min(acked));
                     }
                 }
             }
@@ -784,7 +820,10 @@ impl Sim {
                 }
             }
             (Op::Close, Ok(_)) => {}
-            (Op::Truncate(p, _), Err(e)) if faulted && matches!(e.code, ErrorCode::Io | ErrorCode::Closed) => {
+            (Op::Truncate(p, _), Err(e))
+                if (faulted && matches!(e.code, ErrorCode::Io | ErrorCode::Closed))
+                    || (e.code == ErrorCode::Corruption && self.damaged()) =>
+            {
                 self.part(p).truncate_failed = true;
             }
             (_, Err(e)) if faulted && matches!(e.code, ErrorCode::Io | ErrorCode::Closed) => {}
@@ -821,7 +860,7 @@ impl Sim {
             return Err(self.fail(format!("HANG: {what} issued at step {} never completed", t.issued)));
         }
         for (p, m) in &self.parts {
-            if let Some(&(lsn, _)) = m.pending.front() {
+            if let Some(&(lsn, _, _)) = m.pending.front() {
                 return Err(self.fail(format!("HANG: append p{p} LSN {lsn} neither acknowledged nor failed")));
             }
         }
@@ -1023,7 +1062,7 @@ impl Sim {
                 }
             }
         }
-        let sync_lost = self.sync_lost || self.allows("#7");
+        let sync_lost = (self.sync_lost && self.allows("F1")) || self.allows("#7");
         let mut m = self.parts.remove(&p).expect("known");
         let first = got.first().map(|r| r.0);
         let last = self.wal().last_lsn(p).unwrap_or(0);
@@ -1042,7 +1081,13 @@ impl Sim {
         let floor = m.purge_floor.max(1);
         let ceiling = m.damaged_from.map_or(m.durable, |d| m.durable.min(d.saturating_sub(1)));
         for lsn in floor..=ceiling {
-            let want = &m.cur[&lsn];
+            let Some(want) = m.cur.get(&lsn) else {
+                let why = format!(
+                    "model: p{p} LSN {lsn} is durable (through {}) but no record of it is current",
+                    m.durable
+                );
+                return Err(self.fail(why));
+            };
             let have = got.iter().find(|r| r.0 == lsn);
             if have.map(|r| r.1.as_slice()) != Some(want.bytes.as_slice()) {
                 let why = format!(
