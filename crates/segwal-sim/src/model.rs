@@ -109,11 +109,20 @@ impl Part {
                     .is_some_and(|v| v.id >= t.mark && !failed.iter().any(|f| f.2 == v.id))
             })
         };
-        let Some(mark) = self.truncates.iter().find(|t| !t.resolved && !applied(t)).map(|t| (t.lsn, t.mark)) else {
+        let Some(mark) = self
+            .truncates
+            .iter()
+            .find(|t| !t.resolved && !applied(t))
+            .map(|t| (t.lsn, t.mark))
+        else {
             return;
         };
         for l in mark.0 + 1..first_lsn {
-            match self.history.get(&l).and_then(|h| h.iter().rev().find(|v| v.id < mark.1)) {
+            match self
+                .history
+                .get(&l)
+                .and_then(|h| h.iter().rev().find(|v| v.id < mark.1))
+            {
                 Some(v) => self.cur.insert(l, v.clone()),
                 None => self.cur.remove(&l),
             };

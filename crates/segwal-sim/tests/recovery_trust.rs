@@ -215,3 +215,62 @@ fn an_acknowledged_record_in_a_new_segment_survives_a_power_loss() {
     assert_eq!(wal.last_lsn(4).unwrap(), last);
     assert!(Path::new(&wal.segments(4).unwrap()[3].file).to_str().is_some());
 }
+
+/// F1 (found by the simulator): after a failed fdatasync Linux marks the lost pages clean,
+/// so they stay readable but no later fdatasync writes them. Open took up the records in
+/// them (readers saw them, LSNs went on after them) and only fdatasynced the file: a
+/// power loss then took them away, with the acknowledged durable record written after
+/// them. Open must write them again before syncing.
+#[test]
+fn records_whose_fdatasync_failed_are_durable_once_reopened() {
+    let fs = SimFs::new();
+    let o = Options {
+        sync: SyncMode::None,
+        ..sim_opts(1 << 20, true)
+    };
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    for _ in 0..50 {
+        d.append(3, 200);
+    }
+    d.wait();
+    fs.fail_next_sync(libc::EIO);
+    let failed = d.wal.sync().wait();
+    assert_eq!(failed.map_err(|e| e.code), Err(ErrorCode::Io));
+    let killed = fs.after_kill();
+    std::mem::forget(d); // the process went away without a clean close
+    let o = Options {
+        sync: SyncMode::Always,
+        ..o
+    };
+    let wal = Wal::open_with(dir(), o.clone(), Arc::new(killed.clone())).unwrap();
+    let mut seen = read_all(&wal, 3).unwrap();
+    assert_eq!(seen.len(), 50);
+    // Acknowledged durable (sync 'always'); the power goes right after.
+    assert_eq!(wal.append(3, b"durable").unwrap(), 51);
+    wal.sync().wait().unwrap();
+    assert_eq!(wal.last_lsn(3).unwrap(), 51);
+    seen.push((51, b"durable".to_vec()));
+    let after = killed.power_loss();
+    drop(wal);
+    let wal = Wal::open_with(dir(), o, Arc::new(after)).unwrap();
+    assert_eq!(read_all(&wal, 3).unwrap(), seen);
+}
+
+/// F2 (found by the simulator): a truncate whose fdatasync failed (it poisons the WAL)
+/// left the file cut where the segment table still listed records: readers got
+/// WAL_CORRUPTION ("segment file ends before its records") for records nobody damaged.
+/// Until a reopen finishes or undoes the cut, they get the truncate's I/O error.
+#[test]
+fn readers_after_a_failed_truncate_get_its_io_error_not_corruption() {
+    let fs = SimFs::new();
+    let mut d = Driver::new(open(&fs, sim_opts(1 << 20, true)).unwrap());
+    for _ in 0..20 {
+        d.append(3, 200);
+    }
+    d.wait();
+    fs.fail_next_sync(libc::EIO);
+    let r = d.wal.truncate_after(3, 10).unwrap().wait();
+    assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::Io));
+    let read = read_all(&d.wal, 3);
+    assert_eq!(read.map(|v| v.len()).map_err(|e| e.code), Err(ErrorCode::Io));
+}
