@@ -303,3 +303,26 @@ fn disk_full_with_preallocation() {
 fn disk_full_without_preallocation() {
     disk_full(false);
 }
+
+/// Seed 71 of the simulator: on a WAL poisoned by a failed fdatasync, `append` of a
+/// record too large for any segment failed with the poisoning I/O error, where
+/// `append_batch` said WAL_RECORD_TOO_LARGE. The argument is judged first, whatever the
+/// WAL's state; a record that fits gets the I/O error.
+#[test]
+fn a_too_large_record_is_refused_as_such_on_a_poisoned_wal() {
+    let fs = SimFs::new();
+    let o = Options {
+        sync: segwal_core::SyncMode::None,
+        ..sim_opts(1024, false)
+    };
+    let mut d = Driver::new(open(&fs, o).unwrap());
+    d.append(1, 10);
+    d.wait();
+    fs.fail_next_sync(libc::EIO);
+    assert!(d.wal.sync().wait().is_err());
+    let big = vec![7u8; 2000];
+    assert_eq!(d.wal.append(1, &big).map_err(|e| e.code), Err(ErrorCode::RecordTooLarge));
+    let batch = d.wal.append_batch(1, &[&big]);
+    assert_eq!(batch.map_err(|e| e.code), Err(ErrorCode::RecordTooLarge));
+    assert_eq!(d.wal.append(1, b"x").map_err(|e| e.code), Err(ErrorCode::Io));
+}
