@@ -321,7 +321,10 @@ fn a_too_large_record_is_refused_as_such_on_a_poisoned_wal() {
     fs.fail_next_sync(libc::EIO);
     assert!(d.wal.sync().wait().is_err());
     let big = vec![7u8; 2000];
-    assert_eq!(d.wal.append(1, &big).map_err(|e| e.code), Err(ErrorCode::RecordTooLarge));
+    assert_eq!(
+        d.wal.append(1, &big).map_err(|e| e.code),
+        Err(ErrorCode::RecordTooLarge)
+    );
     let batch = d.wal.append_batch(1, &[&big]);
     assert_eq!(batch.map_err(|e| e.code), Err(ErrorCode::RecordTooLarge));
     assert_eq!(d.wal.append(1, b"x").map_err(|e| e.code), Err(ErrorCode::Io));

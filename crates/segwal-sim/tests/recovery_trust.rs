@@ -136,22 +136,33 @@ fn after_a_clean_close_damage_in_the_newest_segment_is_corruption() {
 #[test]
 fn records_left_by_a_killed_process_are_durable_once_reopened() {
     let fs = SimFs::new();
-    let o = Options {
-        sync: SyncMode::None,
-        ..sim_opts(1 << 20, true)
-    };
-    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
-    for _ in 0..50 {
-        d.append(3, 200);
-    }
-    d.wait();
+    let (d, o) = fifty_unsynced_records(&fs);
     let killed = fs.after_kill();
     std::mem::forget(d); // the process died: no close, no sync
     let wal = Wal::open_with(dir(), o.clone(), Arc::new(killed.clone())).unwrap();
     let seen = read_all(&wal, 3).unwrap();
     assert_eq!(seen.len(), 50);
     // The power goes right after the reopen: what readers saw must still be there.
-    let after = killed.power_loss();
+    holds_after_power_loss(wal, &killed, o, &seen);
+}
+
+/// 50 records on partition 3, written with sync 'none' and never synced.
+fn fifty_unsynced_records(fs: &SimFs) -> (Driver, Options) {
+    let o = Options {
+        sync: SyncMode::None,
+        ..sim_opts(1 << 20, true)
+    };
+    let mut d = Driver::new(open(fs, o.clone()).unwrap());
+    for _ in 0..50 {
+        d.append(3, 200);
+    }
+    d.wait();
+    (d, o)
+}
+
+/// The power goes while `wal` is open on `fs`: reopened, partition 3 holds exactly `seen`.
+fn holds_after_power_loss(wal: Wal, fs: &SimFs, o: Options, seen: &[(u64, Vec<u8>)]) {
+    let after = fs.power_loss();
     drop(wal);
     let wal = Wal::open_with(dir(), o, Arc::new(after)).unwrap();
     assert_eq!(read_all(&wal, 3).unwrap(), seen);
@@ -224,15 +235,7 @@ fn an_acknowledged_record_in_a_new_segment_survives_a_power_loss() {
 #[test]
 fn records_whose_fdatasync_failed_are_durable_once_reopened() {
     let fs = SimFs::new();
-    let o = Options {
-        sync: SyncMode::None,
-        ..sim_opts(1 << 20, true)
-    };
-    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
-    for _ in 0..50 {
-        d.append(3, 200);
-    }
-    d.wait();
+    let (d, o) = fifty_unsynced_records(&fs);
     fs.fail_next_sync(libc::EIO);
     let failed = d.wal.sync().wait();
     assert_eq!(failed.map_err(|e| e.code), Err(ErrorCode::Io));
@@ -250,10 +253,7 @@ fn records_whose_fdatasync_failed_are_durable_once_reopened() {
     wal.sync().wait().unwrap();
     assert_eq!(wal.last_lsn(3).unwrap(), 51);
     seen.push((51, b"durable".to_vec()));
-    let after = killed.power_loss();
-    drop(wal);
-    let wal = Wal::open_with(dir(), o, Arc::new(after)).unwrap();
-    assert_eq!(read_all(&wal, 3).unwrap(), seen);
+    holds_after_power_loss(wal, &killed, o, &seen);
 }
 
 /// F2 (found by the simulator): a truncate whose fdatasync failed (it poisons the WAL)
