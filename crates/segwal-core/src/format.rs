@@ -146,7 +146,7 @@ pub fn mark_sync_point(frame: &mut [u8]) {
 #[inline]
 pub fn seal(frame: &mut [u8], salt: u32) {
     let n = frame.len();
-    let crc = crc32c::crc32c_append(salt, &frame[4..n - 4]).to_le_bytes();
+    let crc = crc32c::crc32c_append(salt, checksummed(frame)).to_le_bytes();
     frame[0..4].copy_from_slice(&crc);
     frame[n - 4..n].copy_from_slice(&crc);
 }
@@ -154,6 +154,19 @@ pub fn seal(frame: &mut [u8], salt: u32) {
 /// Decodes the frame at the start of `buf`. `max_payload` bounds the length field
 /// before anything trusts it (nothing is allocated from an unverified length).
 pub fn decode(buf: &[u8], salt: u32, max_payload: u64) -> Decoded {
+    let d = decode_unverified(buf, max_payload);
+    match d {
+        Decoded::Frame(f) if !checksum_matches(&buf[..f.frame_len], salt) => {
+            Decoded::Invalid("record checksum mismatch")
+        }
+        d => d,
+    }
+}
+
+/// [`decode`] but for the checksum: a `Frame` here is only a claim until
+/// [`checksum_matches`] (or [`crate::verify`], many frames at once) confirms it.
+#[inline]
+pub fn decode_unverified(buf: &[u8], max_payload: u64) -> Decoded {
     if buf.len() < FRAME_HEADER_LEN {
         return Decoded::NeedMore(FRAME_HEADER_LEN);
     }
@@ -173,9 +186,6 @@ pub fn decode(buf: &[u8], salt: u32, max_payload: u64) -> Decoded {
     if le32(buf, flen - 8) as usize != flen || le32(buf, flen - 4) != crc {
         return Decoded::Invalid("record trailer mismatch");
     }
-    if crc32c::crc32c_append(salt, &buf[4..flen - 4]) != crc {
-        return Decoded::Invalid("record checksum mismatch");
-    }
     Decoded::Frame(FrameInfo {
         lsn: le64(buf, 8),
         payload_len: len,
@@ -184,6 +194,24 @@ pub fn decode(buf: &[u8], salt: u32, max_payload: u64) -> Decoded {
         sync_point: buf[21] & FLAG_SYNC_POINT != 0,
         frame_len: flen,
     })
+}
+
+/// What a frame's checksum covers: everything but the checksum itself (see [`seal`]).
+#[inline]
+pub fn checksummed(frame: &[u8]) -> &[u8] {
+    &frame[4..frame.len() - 4]
+}
+
+/// The checksum a frame carries.
+#[inline]
+pub fn stored_checksum(frame: &[u8]) -> u32 {
+    le32(frame, 0)
+}
+
+/// Whether `frame` (whole, as [`decode_unverified`] delimited it) carries its own checksum.
+#[inline]
+pub fn checksum_matches(frame: &[u8], salt: u32) -> bool {
+    crc32c::crc32c_append(salt, checksummed(frame)) == stored_checksum(frame)
 }
 
 /// The frame length a trailer claims (`tail` ends where the frame ends), for reading

@@ -70,9 +70,16 @@ pub trait FsFile: Send + Sync {
     /// Afterwards `buf.len()` covers at least the bytes read. Implementations may leave
     /// the grown part that the read did not reach out of `buf` instead of zero-filling it.
     fn read_full_into(&self, buf: &mut Vec<u8>, len: usize, offset: u64) -> io::Result<usize> {
-        if buf.len() < len {
-            buf.resize(len, 0);
+        self.read_range_into(buf, 0, len, offset)
+    }
+
+    /// [`FsFile::read_full_into`] of the part `buf[from..to]` only (`buf[0]` stands for
+    /// the file's byte `offset`, so this reads from `offset + from`); returns the bytes
+    /// read there. Readers fill a buffer in steps with it.
+    fn read_range_into(&self, buf: &mut Vec<u8>, from: usize, to: usize, offset: u64) -> io::Result<usize> {
+        if buf.len() < to {
+            buf.resize(to, 0);
         }
-        self.read_full_at(&mut buf[..len], offset)
+        self.read_full_at(&mut buf[from..to], offset + from as u64)
     }
 }

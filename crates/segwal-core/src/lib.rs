@@ -15,6 +15,7 @@ mod reader;
 mod recovery;
 pub mod segment;
 mod truncate;
+mod verify;
 mod wal;
 
 pub use error::{Error, ErrorCode, Result};

@@ -73,17 +73,20 @@ impl FsFile for OsFile {
 
     /// Reads the part past `buf.len()` straight into spare capacity: zero-filling a fresh
     /// 1 MiB batch buffer before `pread` overwrites it was a visible share of a stream's CPU.
-    fn read_full_into(&self, buf: &mut Vec<u8>, len: usize, offset: u64) -> io::Result<usize> {
-        let have = buf.len().min(len);
-        let got = self.read_full_at(&mut buf[..have], offset)?;
-        if got < have || have == len {
+    fn read_range_into(&self, buf: &mut Vec<u8>, from: usize, to: usize, offset: u64) -> io::Result<usize> {
+        if buf.len() < from {
+            buf.resize(from, 0);
+        }
+        let have = buf.len().min(to);
+        let got = self.read_full_at(&mut buf[from..have], offset + from as u64)?;
+        if got < have - from || have == to {
             return Ok(got);
         }
-        buf.reserve(len - have);
+        buf.reserve(to - have);
         let mut done = have;
-        while done < len {
+        while done < to {
             let spare = buf.spare_capacity_mut();
-            let want = len - done;
+            let want = to - done;
             // SAFETY: `spare` has room for `want` bytes (reserved above; `done` counts the
             // bytes initialised so far, which are exactly `buf.len()`); pread writes at most
             // `want` bytes there, and `set_len` then covers only the bytes it wrote.
@@ -111,7 +114,7 @@ impl FsFile for OsFile {
                 }
             }
         }
-        Ok(done)
+        Ok(done - from)
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
