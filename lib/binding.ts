@@ -85,6 +85,8 @@ export interface NativeBinding {
   /** `rewind`: an LSN to go back to first (0: none). */
   readerNext(reader: ReaderHandle, maxBytes: number, rewind: number): Promise<NativeBatch>
   readerRelease(reader: ReaderHandle): void
+  /** Shrinks the batch memory pools once no reader has been open for a while; ms until it should be called again (0: done). */
+  trimReadPools(): number
 }
 
 /** This machine as prebuilds name it: `linux-arm64`, plus the C library on Linux. */

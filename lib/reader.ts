@@ -47,7 +47,25 @@ function release(holder: Holder): void {
   if (handle !== undefined && !holder.busy) {
     holder.handle = undefined
     native.readerRelease(handle)
+    trimPoolsLater(0)
   }
+}
+
+let trimTimer: ReturnType<typeof setTimeout> | undefined
+
+/**
+ * Batch memory stays pooled for a few seconds after the last reader closes (a stream
+ * that follows soon reads into warm memory); this gives it back once that time is up.
+ * The timer never keeps the process alive.
+ */
+function trimPoolsLater(ms: number): void {
+  if (trimTimer !== undefined) return
+  trimTimer = setTimeout(() => {
+    trimTimer = undefined
+    const wait = native.trimReadPools()
+    if (wait > 0) trimPoolsLater(wait)
+  }, ms)
+  trimTimer.unref()
 }
 
 /** A native read and its sequence number (see `BatchReader.truncated`). */

@@ -205,6 +205,14 @@ pub fn reader_next(
     })
 }
 
+/// Shrinks the batch pools to their idle size once no reader has been open for a while
+/// (see pool.rs); returns the milliseconds until it should be called again, 0 when done.
+#[napi]
+pub fn trim_read_pools() -> u32 {
+    let wait = DATA_POOL.trim().max(INDEX_POOL.trim());
+    wait.as_millis().try_into().unwrap_or(u32::MAX)
+}
+
 /// Releases the reader's file handles. Call only while no `readerNext` runs
 /// (it would wait for it).
 #[napi]
