@@ -197,3 +197,24 @@ test('concurrent next() calls are served in order', async (t) => {
   )
   await wal.close()
 })
+
+// Records of a batch already read come through promises settled at once: without a
+// pause, a `for await` over a whole batch (thousands of small records) ran in one turn
+// of the event loop, and timers and I/O waited for all of it.
+test('a stream lets the event loop run while it hands out a large batch', async (t) => {
+  const wal = await Wal.open(tempDir(), { sync: 'none' })
+  // 1,200 records of 40-byte frames: one read of the stream's first 64 KiB.
+  const n = 1200
+  await wal.appendBatch(1, Array.from({ length: n }, (_, i) => `record ${i}`))
+  let ranAt = -1
+  let i = 0
+  for await (const r of wal.stream(1)) {
+    t.is(r.payload.toString(), `record ${i}`)
+    // Queued while the first record is handled; it runs once the stream pauses.
+    if (i === 0) setImmediate(() => (ranAt = i))
+    i++
+  }
+  t.is(i, n)
+  t.true(ranAt > 0 && ranAt < n, `the event loop ran while the batch was handed out (at record ${ranAt} of ${n})`)
+  await wal.close()
+})

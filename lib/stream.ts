@@ -75,6 +75,11 @@ abstract class Pulls<T> implements AsyncIterableIterator<T> {
     this.reader = reader
   }
 
+  /** A pull is running (its result comes before any other). */
+  protected get pulling(): boolean {
+    return this.#pull !== undefined
+  }
+
   /** The stream is its own async iterator. */
   [Symbol.asyncIterator](): this {
     return this
@@ -104,8 +109,23 @@ abstract class Pulls<T> implements AsyncIterableIterator<T> {
   protected abstract fetch(): Promise<IteratorResult<T, undefined>>
 }
 
+/**
+ * Records of a batch already read are handed out through promises that are settled at
+ * once, so a `for await` over them runs in one turn of the event loop: a whole MiB of
+ * 128 B records (6,500 of them, and the caller's work on each) would keep timers and I/O
+ * waiting. The stream lets the event loop run (`setImmediate`) once a turn has lasted
+ * this long, checked every `TURN_CHECK + 1` records.
+ */
+const TURN_MS = 2
+const TURN_CHECK = 255
+
 /** The stream of records (not exported from the package: users see {@link WalStream}). */
 export class RecordStream extends Pulls<WalRecord> implements WalStream {
+  #served = 0
+  /** When the stream last let the event loop run (`performance.now()`). */
+  #turnStart = 0
+  #yieldDue = false
+
   constructor(host: StreamHost, partition: number, start: StreamStart, follow: boolean, signal: AbortSignal | undefined) {
     super(new BatchReader(host, partition, start, follow, signal, RECORD_READS))
   }
@@ -115,7 +135,12 @@ export class RecordStream extends Pulls<WalRecord> implements WalStream {
     // Fast path: a record of the current batch. Finishing (abort, close, return) and
     // truncates shorten or drop the batch, so no other check is needed.
     const r = this.reader
-    if (r.at < r.end) return Promise.resolve({ done: false, value: r.takeRecord() })
+    if (r.at < r.end && !this.pulling) {
+      if ((++this.#served & TURN_CHECK) !== 0 || performance.now() - this.#turnStart < TURN_MS) {
+        return Promise.resolve({ done: false, value: r.takeRecord() })
+      }
+      this.#yieldDue = true
+    }
     return super.next()
   }
 
@@ -126,6 +151,13 @@ export class RecordStream extends Pulls<WalRecord> implements WalStream {
 
   protected async fetch(): Promise<IteratorResult<WalRecord, undefined>> {
     const r = this.reader
+    if (this.#yieldDue) {
+      this.#yieldDue = false
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      this.#turnStart = performance.now()
+      // Meanwhile an abort, close or truncate may have dropped or shortened the batch.
+      if (r.at < r.end) return { done: false, value: r.takeRecord() }
+    }
     while (await r.advance()) {
       if (r.at < r.end) return { done: false, value: r.takeRecord() }
     }
