@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// CPU time per record of the read paths, for a shared machine where wall-clock rates say
+// how much CPU the process got: the process (every thread: the reader on libuv's pool,
+// V8's collector threads) and the JS thread alone, from /proc/*/schedstat (nanoseconds).
+//
+//   node --expose-gc bench/read-cpu.mjs [record bytes] [records] [runs] [batches|stream|floor ...]
+//
+// `floor` is the for-await floor of bench/floors.mjs (a Buffer view, a record object and a
+// settled promise per record, no I/O), measured in the same process. Medians of `runs`.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { openSegwal, payload } from './peers.mjs'
+
+const size = Number(process.argv[2] ?? 128)
+const count = Number(process.argv[3] ?? 1_000_000)
+const RUNS = Number(process.argv[4] ?? 5)
+const modes = process.argv.length > 5 ? process.argv.slice(5) : ['batches', 'stream', 'floor']
+
+const ms = (file) => Number(fs.readFileSync(file, 'utf8').split(' ')[0]) / 1e6
+const jsThreadMs = () => ms('/proc/thread-self/schedstat')
+const processMs = () =>
+  fs.readdirSync('/proc/self/task').reduce((sum, t) => {
+    try {
+      return sum + ms(`/proc/self/task/${t}/schedstat`)
+    } catch {
+      return sum // the thread ended meanwhile
+    }
+  }, 0)
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segwal-read-cpu-'))
+const wal = await openSegwal(dir, { sync: 'none' })
+const rec = payload(size)
+const per = size <= 128 ? 1024 : 256
+const inflight = []
+for (let done = 0; done < count; done += per) {
+  inflight.push(wal.appendBatch(1, Array(Math.min(per, count - done)).fill(rec)))
+  if (inflight.length >= 16) await inflight.shift()
+}
+await Promise.all(inflight)
+await wal.sync()
+
+const bodies = {
+  async batches() {
+    let n = 0
+    let b = 0
+    for await (const batch of wal.streamBatches(1)) {
+      n += batch.count
+      const lengths = batch.lengths
+      for (let i = 0; i < batch.count; i++) b += lengths[i]
+    }
+    return [n, b]
+  },
+  async stream() {
+    let n = 0
+    let b = 0
+    for await (const r of wal.stream(1)) {
+      n++
+      b += r.payload.length
+    }
+    return [n, b]
+  },
+  async floor() {
+    const data = Buffer.alloc((size + 32) * 4096)
+    const it = {
+      i: 0,
+      [Symbol.asyncIterator]() {
+        return this
+      },
+      next() {
+        if (this.i >= count) return Promise.resolve({ done: true, value: undefined })
+        const at = (this.i++ % 4096) * (size + 32)
+        const value = { lsn: this.i, payload: Buffer.from(data.buffer, data.byteOffset + at + 24, size), segment: 1, offset: at }
+        return Promise.resolve({ done: false, value })
+      },
+    }
+    let n = 0
+    let b = 0
+    for await (const r of it) {
+      n++
+      b += r.payload.length
+    }
+    return [n, b]
+  },
+}
+
+try {
+  for (const mode of modes) {
+    const runs = []
+    for (let r = 0; r < RUNS; r++) {
+      globalThis.gc?.()
+      const p0 = processMs()
+      const j0 = jsThreadMs()
+      const t0 = performance.now()
+      const [n, b] = await bodies[mode]()
+      const wall = performance.now() - t0
+      if (n !== count || b !== count * size) throw new Error(`${mode}: saw ${n} records / ${b} bytes`)
+      runs.push({ wall, proc: processMs() - p0, js: jsThreadMs() - j0 })
+    }
+    const med = (k) => runs.map((x) => x[k]).sort((a, b) => a - b)[runs.length >> 1]
+    const ns = (v) => ((v * 1e6) / count).toFixed(0).padStart(5)
+    console.log(
+      `${mode.padEnd(7)} ${size} B x ${count}: process CPU ${ns(med('proc'))} ns/record, JS thread ${ns(med('js'))} ns/record;` +
+        ` wall ${(count / med('wall') / 1e3).toFixed(2)} M records/s (median of ${RUNS})`,
+    )
+  }
+} finally {
+  await wal.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+}
