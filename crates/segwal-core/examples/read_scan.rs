@@ -1,10 +1,11 @@
 //! The engine's read path alone, in CPU time of the reading thread (which the machine's
 //! load moves far less than wall-clock time):
 //!
-//! `cargo run --release -p segwal-core --example read_scan -- [record bytes] [records] [runs]`
+//! `cargo run --release -p segwal-core --example read_scan -- [record bytes] [records] [runs] [fresh]`
 //!
 //! Fills a log with `records` records of `record bytes` (sync off), then reads it back
-//! `runs` times with a `Reader` recycling its batch buffer (as the Node binding does) and
+//! `runs` times with a `Reader` recycling its batch buffer (as the Node binding does; with
+//! `fresh`, a new buffer per batch, as `next_batch` and the cargo bench's read-back do) and
 //! prints the best wall-clock rate and the minimum and median thread CPU per record.
 
 use std::time::Instant;
@@ -14,6 +15,7 @@ use segwal_core::{Options, Start, SyncMode, Wal};
 fn main() -> segwal_core::Result<()> {
     let arg = |i: usize, default: usize| std::env::args().nth(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     let (size, count, runs) = (arg(1, 128), arg(2, 1_000_000), arg(3, 10).max(1));
+    let fresh = std::env::args().nth(4).as_deref() == Some("fresh");
     let dir = std::env::temp_dir().join(format!("segwal-read-scan-{}", std::process::id()));
     let wal = Wal::open(
         &dir,
@@ -34,7 +36,7 @@ fn main() -> segwal_core::Result<()> {
         let (c0, t) = (thread_cpu(), Instant::now());
         let mut r = wal.reader(1, Start::Lsn(0))?;
         let (mut n, mut bytes) = (0usize, 0usize);
-        while let Some(batch) = r.next_batch_in(std::mem::take(&mut buf), 1 << 20)? {
+        while let Some(batch) = r.next_batch_in(reuse_or(&mut buf, fresh), 1 << 20)? {
             bytes += batch.records.iter().map(|r| r.payload_len as usize).sum::<usize>();
             n += batch.records.len();
             buf = batch.data;
@@ -55,6 +57,15 @@ fn main() -> segwal_core::Result<()> {
     wal.close()?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The recycled buffer, or a new one with `fresh`.
+fn reuse_or(buf: &mut Vec<u8>, fresh: bool) -> Vec<u8> {
+    if fresh {
+        Vec::new()
+    } else {
+        std::mem::take(buf)
+    }
 }
 
 /// CPU time of the calling thread, in seconds.

@@ -311,6 +311,8 @@ impl Reader {
         let avail = seg.bytes - offset;
         let mut want = (max_bytes.max(4096) as u64).min(avail) as usize;
         let mut data = buf;
+        // Room for the whole batch at once: growing step by step would copy what was read.
+        data.reserve(want.saturating_sub(data.len()));
         // The batch is read in steps, each verified while it is still in the CPU's cache
         // (a whole MiB read at once had left its start in memory by the time the frames
         // were walked). `short`: the file ended before `got` reached what was asked.
