@@ -46,20 +46,31 @@ async function promiseFloor(N) {
   return N / ((performance.now() - t0) / 1000)
 }
 
-async function iteratorFloor() {
-  const data = Buffer.alloc(160 * 6553)
-  const M = 1_000_000
-  const it = {
-    i: 0,
+/**
+ * The for-await floor's source: an async iterator of `count` records made as `stream()`
+ * makes them (a `Buffer.from` view of `size` bytes, a record object, a settled promise),
+ * over frames of a buffer reused round robin; no I/O.
+ */
+export function viewIterator(count, size = 128) {
+  const frame = size + 32
+  const data = Buffer.alloc(frame * 4096)
+  let i = 0
+  return {
     [Symbol.asyncIterator]() {
       return this
     },
     next() {
-      if (this.i >= M) return Promise.resolve({ done: true, value: undefined })
-      const at = (this.i++ % 6553) * 160
-      return Promise.resolve({ done: false, value: { lsn: this.i, payload: Buffer.from(data.buffer, data.byteOffset + at + 24, 128), segment: 1, offset: at } })
+      if (i >= count) return Promise.resolve({ done: true, value: undefined })
+      const at = (i++ % 4096) * frame
+      const payload = Buffer.from(data.buffer, data.byteOffset + at + 24, size)
+      return Promise.resolve({ done: false, value: { lsn: i, payload, segment: 1, offset: at } })
     },
   }
+}
+
+async function iteratorFloor() {
+  const M = 1_000_000
+  const it = viewIterator(M)
   let bytes = 0
   const t0 = performance.now()
   for await (const r of it) bytes += r.payload.length

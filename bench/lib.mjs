@@ -13,6 +13,29 @@ export const GiB = 1024 * MiB
 
 export const now = () => performance.now()
 
+/** `for await` over records (`payload` Buffers): `[records, payload bytes]`. */
+export async function sumRecords(records) {
+  let n = 0
+  let b = 0
+  for await (const r of records) {
+    n++
+    b += r.payload.length
+  }
+  return [n, b]
+}
+
+/** `for await` over `RecordBatch`es, lengths summed per batch: `[records, payload bytes]`. */
+export async function sumBatches(batches) {
+  let n = 0
+  let b = 0
+  for await (const batch of batches) {
+    n += batch.count
+    const lengths = batch.lengths
+    for (let i = 0; i < batch.count; i++) b += lengths[i]
+  }
+  return [n, b]
+}
+
 export function median(xs) {
   const v = xs.filter((x) => x != null && !Number.isNaN(x)).sort((a, b) => a - b)
   if (v.length === 0) return null

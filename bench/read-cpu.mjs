@@ -10,6 +10,8 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { viewIterator } from './floors.mjs'
+import { sumBatches, sumRecords } from './lib.mjs'
 import { openSegwal, payload } from './peers.mjs'
 
 const size = Number(process.argv[2] ?? 128)
@@ -41,47 +43,9 @@ await Promise.all(inflight)
 await wal.sync()
 
 const bodies = {
-  async batches() {
-    let n = 0
-    let b = 0
-    for await (const batch of wal.streamBatches(1)) {
-      n += batch.count
-      const lengths = batch.lengths
-      for (let i = 0; i < batch.count; i++) b += lengths[i]
-    }
-    return [n, b]
-  },
-  async stream() {
-    let n = 0
-    let b = 0
-    for await (const r of wal.stream(1)) {
-      n++
-      b += r.payload.length
-    }
-    return [n, b]
-  },
-  async floor() {
-    const data = Buffer.alloc((size + 32) * 4096)
-    const it = {
-      i: 0,
-      [Symbol.asyncIterator]() {
-        return this
-      },
-      next() {
-        if (this.i >= count) return Promise.resolve({ done: true, value: undefined })
-        const at = (this.i++ % 4096) * (size + 32)
-        const value = { lsn: this.i, payload: Buffer.from(data.buffer, data.byteOffset + at + 24, size), segment: 1, offset: at }
-        return Promise.resolve({ done: false, value })
-      },
-    }
-    let n = 0
-    let b = 0
-    for await (const r of it) {
-      n++
-      b += r.payload.length
-    }
-    return [n, b]
-  },
+  batches: () => sumBatches(wal.streamBatches(1)),
+  stream: () => sumRecords(wal.stream(1)),
+  floor: () => sumRecords(viewIterator(count, size)),
 }
 
 try {

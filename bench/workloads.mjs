@@ -32,6 +32,8 @@ import {
   dirBytes,
   firedRounds,
   inScratch,
+  sumBatches,
+  sumRecords,
 } from './lib.mjs'
 import { promiseRound } from './floors.mjs'
 import { writes, writtenChild } from './writes.mjs'
@@ -542,12 +544,7 @@ function streamSystem(name, wal, count, size) {
     note: 'for await over wal.stream()',
     run: () =>
       timedStream(async () => {
-        let n = 0
-        let b = 0
-        for await (const r of wal.stream(1)) {
-          n++
-          b += r.payload.length
-        }
+        const [n, b] = await sumRecords(wal.stream(1))
         return { n, b }
       }, count, size),
   }
@@ -647,13 +644,7 @@ export async function readBatches(ctx) {
         note: 'for await over wal.streamBatches(), lengths summed per batch',
         run: () =>
           timedStream(async () => {
-            let n = 0
-            let b = 0
-            for await (const batch of wal.streamBatches(1)) {
-              n += batch.count
-              const lengths = batch.lengths
-              for (let i = 0; i < batch.count; i++) b += lengths[i]
-            }
+            const [n, b] = await sumBatches(wal.streamBatches(1))
             return { n, b }
           }, count, size),
       },
