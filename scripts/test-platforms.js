@@ -9,8 +9,10 @@
 //   linux-x64      the smoke test (__test__/platforms/smoke.cjs) on this machine's Node,
 //                  loading the glibc-2.17 prebuild: the reference transcript
 //   win32-x64      the smoke test under wine with the Windows Node: same transcript
-//   linux-arm64    the smoke test and the ava suite (minus the tests that spawn Node
-//                  processes, which qemu-user cannot follow) with the arm64 Node under qemu
+//   linux-arm64    the smoke test (its second process started through qemu as well) and
+//                  the ava suite minus the files that spawn Node processes (they exec
+//                  process.execPath, an arm64 binary the host cannot start without binfmt)
+//                  with the arm64 Node under qemu
 //   musl           the engine's whole `cargo test` for x86_64-unknown-linux-musl, natively
 //
 //   npm run test:platforms                  all of them (needs `npm run prebuild:all` first)
@@ -97,7 +99,9 @@ const checks = {
     if (!need('linux-arm64', tc, ['SEGWAL_QEMU_AARCH64', 'SEGWAL_NODE_ARM64'])) return
     const qemu = [tc.SEGWAL_QEMU_AARCH64, '-L', tc.SEGWAL_AARCH64_SYSROOT, tc.SEGWAL_NODE_ARM64]
     const env = { ...process.env, PREBUILDS_ONLY: '1' }
-    const r = run(qemu[0], [...qemu.slice(1), smoke], { env, timeout: 600_000 })
+    // The smoke test's second process: the arm64 Node cannot exec an arm64 binary itself
+    // (no binfmt handler here), but it can exec qemu (an x64 binary), which runs one.
+    const r = run(qemu[0], [...qemu.slice(1), smoke], { env: { ...env, SEGWAL_SMOKE_NODE: JSON.stringify(qemu) }, timeout: 600_000 })
     compare('linux-arm64 smoke (qemu)', transcript('linux-arm64', r), ctx.reference, r.seconds)
     const files = avaSubset()
     const ava = run(
