@@ -2,9 +2,10 @@
 // Reads what the platform checks need from a native binary, with no toolchain: its format
 // (ELF, Mach-O, PE), architecture, the libraries it links, the symbols it exports and, for
 // ELF, the GLIBC_ symbol versions it needs (what `objdump -T` shows); for Mach-O, the
-// library each imported symbol is bound to.
+// library each imported symbol is bound to and whether its code signature holds.
 //
 //   node scripts/binary-info.js FILE...     prints one JSON line per file
+const crypto = require('node:crypto')
 const fs = require('node:fs')
 
 const ELF_MACHINES = { 0x3e: 'x64', 0xb7: 'arm64', 0x28: 'arm', 0x03: 'ia32' }
@@ -143,6 +144,34 @@ function machoImports(buf, cmd, at) {
   return imports
 }
 
+/**
+ * Whether the code signature (LC_CODE_SIGNATURE) holds: its CodeDirectory's hash of every
+ * page matches the file. Apple silicon refuses to map unsigned or wrongly signed code;
+ * the linker signs arm64 images ad hoc. 'none' when there is no signature.
+ */
+function machoSignature(buf, at) {
+  const blob = buf.readUInt32LE(at + 8)
+  if (buf.readUInt32BE(blob) !== 0xfade0cc0) return 'invalid'
+  for (let i = 0; i < buf.readUInt32BE(blob + 8); i++) {
+    const cd = blob + buf.readUInt32BE(blob + 12 + i * 8 + 4)
+    if (buf.readUInt32BE(cd) !== 0xfade0c02) continue
+    const hashOffset = buf.readUInt32BE(cd + 16)
+    const nCodeSlots = buf.readUInt32BE(cd + 28)
+    const codeLimit = buf.readUInt32BE(cd + 32)
+    const [hashSize, hashType, pageSize] = [buf[cd + 36], buf[cd + 37], 2 ** buf[cd + 39]]
+    const algorithm = { 1: 'sha1', 2: 'sha256' }[hashType]
+    if (!algorithm) return 'invalid'
+    for (let slot = 0; slot < nCodeSlots; slot++) {
+      const page = buf.subarray(slot * pageSize, Math.min((slot + 1) * pageSize, codeLimit))
+      const want = buf.subarray(cd + hashOffset + slot * hashSize, cd + hashOffset + (slot + 1) * hashSize)
+      const got = crypto.createHash(algorithm).update(page).digest().subarray(0, hashSize)
+      if (!got.equals(want)) return 'invalid'
+    }
+    return nCodeSlots * pageSize >= codeLimit ? 'valid' : 'invalid'
+  }
+  return 'invalid'
+}
+
 function macho(buf) {
   const info = { format: 'macho', arch: MACHO_CPUS[buf.readUInt32LE(4)] || `cpu ${buf.readUInt32LE(4)}` }
   info.type = { 6: 'dylib', 8: 'bundle', 2: 'executable' }[buf.readUInt32LE(12)] || 'other'
@@ -150,11 +179,18 @@ function macho(buf) {
   info.needed = []
   info.exports = []
   info.imports = []
+  info.signature = 'none'
   let at = 32
   for (let i = 0; i < ncmds; i++) {
     const cmd = buf.readUInt32LE(at)
     const size = buf.readUInt32LE(at + 4)
-    if (cmd === 0x22 || cmd === 0x80000022 || cmd === 0x80000034) {
+    if (cmd === 0x1d) info.signature = machoSignature(buf, at)
+    else if (cmd === 0x32) {
+      // LC_BUILD_VERSION: the oldest macOS that loads it, as X.Y.
+      const v = buf.readUInt32LE(at + 12)
+      info.minOs = `${v >>> 16}.${(v >> 8) & 0xff}`
+    }
+    else if (cmd === 0x22 || cmd === 0x80000022 || cmd === 0x80000034) {
       info.imports.push(...machoImports(buf, cmd, at).map((s) => ({ ...s, name: s.name.replace(/^_/, '') })))
     } else if (cmd === 0xc || cmd === 0x80000018 || cmd === 0x8000001f) {
       info.needed.push(cstr(buf, at + buf.readUInt32LE(at + 8)))

@@ -48,6 +48,10 @@ function check(target, file) {
     const napi = info.imports.filter((s) => /^napi_/.test(s.name))
     const bound = napi.filter((s) => s.ordinal !== FLAT_LOOKUP)
     if (!napi.length) problems.push('imports no napi_ function (how does it reach Node?)')
+    if (target.minOs && (!info.minOs || compareVersions(info.minOs, target.minOs) > 0)) {
+      problems.push(`built for macOS ${info.minOs || '(unknown)'}, newer than ${target.minOs}`)
+    }
+    if (target.signed && info.signature !== 'valid') problems.push(`code signature ${info.signature} (Apple silicon will not load it)`)
     if (bound.length) problems.push(`binds ${bound[0].name} (and ${bound.length - 1} more) to library #${bound[0].ordinal}, not to the loading Node`)
   }
   const allowed = SYSTEM_LIBS[target.format === 'elf' ? target.libc : target.format]
@@ -58,6 +62,8 @@ function check(target, file) {
     target.libc && `${info.libc}${info.maxGlibc ? ` (max GLIBC_${info.maxGlibc})` : ''}`,
     `links ${(info.needed || []).join(', ')}`,
     info.imports && `N-API by flat lookup (${info.imports.filter((s) => /^napi_/.test(s.name)).length} functions)`,
+    info.signature && `signature ${info.signature}`,
+    info.minOs && `macOS >= ${info.minOs}`,
   ]
     .filter(Boolean)
     .join('; ')

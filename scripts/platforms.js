@@ -11,7 +11,9 @@ const root = path.join(__dirname, '..')
  * id: what `npm run prebuild:all -- <id>` takes; rust: the Rust target; zig: what
  * cargo-zigbuild gets (a `.2.17` suffix pins the glibc version linked against); dir/file:
  * where node-gyp-build finds it; format/arch/libc: what scripts/check-binaries.js
- * verifies; maxGlibc: the newest GLIBC_ symbol version the binary may need.
+ * verifies; maxGlibc: the newest GLIBC_ symbol version the binary may need; signed: it
+ * must carry a valid (ad hoc) code signature; minOs: the macOS it is built for (the
+ * oldest Node 20 supports), which it must not exceed.
  */
 const TARGETS = [
   {
@@ -67,6 +69,8 @@ const TARGETS = [
     file: 'node.napi.node',
     format: 'macho',
     arch: 'x64',
+    // The oldest macOS Node 20 runs on (zig's default would be the newest SDK's).
+    minOs: '10.15',
   },
   {
     id: 'darwin-arm64',
@@ -76,6 +80,9 @@ const TARGETS = [
     file: 'node.napi.node',
     format: 'macho',
     arch: 'arm64',
+    minOs: '11.0',
+    // arm64 macOS maps only signed code; zig signs ad hoc when it links.
+    signed: true,
   },
   {
     id: 'win32-x64',

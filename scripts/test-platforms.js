@@ -13,7 +13,8 @@
 //                  the ava suite minus the files that spawn Node processes (they exec
 //                  process.execPath, an arm64 binary the host cannot start without binfmt)
 //                  with the arm64 Node under qemu
-//   musl           the engine's whole `cargo test` for x86_64-unknown-linux-musl, natively
+//   musl           the engine's whole `cargo test` (segwal-core, and segwal-sim which holds
+//                  the engine's integration tests) for x86_64-unknown-linux-musl, natively
 //
 //   npm run test:platforms                  all of them (needs `npm run prebuild:all` first)
 //   npm run test:platforms -- win32-x64 musl   just these
@@ -117,13 +118,28 @@ const checks = {
   musl(_ctx, tc) {
     if (!need('musl', tc, ['SEGWAL_CARGO', 'SEGWAL_ZIGBUILD'])) return
     // musl's default static linking makes test binaries that run on this glibc machine.
-    const env = { ...crossEnv(tc), CARGO: tc.SEGWAL_CARGO }
+    // Rust's self-contained start files (rcrt1.o, crt1.o) come with rustup's musl std,
+    // not with -Zbuild-std; rustc then names them bare and the link fails. Without
+    // self-contained linking, zig supplies musl's own start files.
+    const env = {
+      ...crossEnv(tc),
+      CARGO: tc.SEGWAL_CARGO,
+      CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS: '-C link-self-contained=no',
+      // Its own directory: these flags are not the addon's (prebuild:all), which would
+      // otherwise be rebuilt after every test run and the other way round.
+      CARGO_TARGET_DIR: `${crossEnv(tc).CARGO_TARGET_DIR}-musltest`,
+    }
+    const crates = ['segwal-core', 'segwal-sim']
     const r = run(
       tc.SEGWAL_ZIGBUILD,
-      ['test', '--release', '-p', 'segwal-core', '-Zbuild-std', '--target', 'x86_64-unknown-linux-musl'],
+      ['test', '--release', ...crates.flatMap((c) => ['-p', c]), '-Zbuild-std', '--target', 'x86_64-unknown-linux-musl'],
       { env, stdio: ['ignore', 'inherit', 'inherit'] },
     )
-    record('musl: cargo test -p segwal-core', r.status === 0, `x86_64-unknown-linux-musl, static, run natively (${r.seconds} s)`)
+    record(
+      `musl: cargo test -p ${crates.join(' -p ')}`,
+      r.status === 0,
+      `the engine's unit and integration tests, x86_64-unknown-linux-musl, static, run natively (${r.seconds} s)`,
+    )
   },
 }
 
