@@ -107,12 +107,27 @@ const checks = {
     const files = avaSubset()
     const ava = run(
       qemu[0],
-      [...qemu.slice(1), path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), '--config', 'ava.platforms.config.mjs', ...files],
+      [
+        ...qemu.slice(1),
+        path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'),
+        '--config',
+        'ava.platforms.config.mjs',
+        ...QEMU_TIMING_TESTS.map((title) => `--match=!${title}`),
+        ...files,
+      ],
       { env: { ...env, SEGWAL_AVA_FILES: files.join(',') }, timeout: 1_800_000 },
     )
-    process.stdout.write(ava.stdout.split('\n').slice(-15).join('\n'))
-    if (ava.status !== 0) process.stderr.write(ava.stderr)
-    record('linux-arm64 ava (qemu)', ava.status === 0, `${files.length} test files: ${files.map((f) => path.basename(f)).join(', ')} (${ava.seconds} s)`)
+    // The whole run is kept; the failures (and ava's summary) are printed.
+    const logFile = path.join(root, 'target', 'test-platforms-arm64-ava.log')
+    fs.mkdirSync(path.dirname(logFile), { recursive: true })
+    fs.writeFileSync(logFile, `${ava.stdout}\n${ava.stderr}`)
+    const failures = ava.stdout.split('\n').filter((l) => /✘|tests? failed|passed/.test(l))
+    process.stdout.write(`${failures.join('\n')}\n(full output: ${path.relative(root, logFile)})\n`)
+    record(
+      'linux-arm64 ava (qemu)',
+      ava.status === 0,
+      `${files.length} test files: ${files.map((f) => path.basename(f)).join(', ')}; without the tests that assume native speed: ${QEMU_TIMING_TESTS.join('; ')} (${ava.seconds} s)`,
+    )
   },
 
   musl(_ctx, tc) {
@@ -172,6 +187,20 @@ function wineEnv(tc) {
   }
   return env
 }
+
+/**
+ * Tests whose assertions hold only at native speed, left out under qemu (where JS runs
+ * tens of times slower than the engine's own system calls): what each assumes.
+ */
+const QEMU_TIMING_TESTS = [
+  // Asserts lastLsn is still 0 on the line after append(): that the writer thread has
+  // not yet synced what append() handed it. Under qemu it has (lastLsn 5), which API.md
+  // allows; natively the JS line always comes first.
+  'write() returns LSNs at once, in one sequence with append() and appendBatch(), in call order',
+  // A latency test over a fixed window: under qemu the busy partitions finish one round
+  // in it, and the test's own precondition ("the busy partitions were busy") fails.
+  "defect 4: a quiet partition's appends settle while busy partitions' huge ack groups are settled",
+]
 
 /** The ava files that spawn no Node process (qemu-user cannot run a spawned arm64 Node). */
 function avaSubset() {
