@@ -140,6 +140,8 @@ function crossEnv(tc) {
     PATH: [path.dirname(tc.SEGWAL_ZIGBUILD), path.dirname(tc.SEGWAL_ZIG), process.env.PATH].join(path.delimiter),
     LD_LIBRARY_PATH: [tc.SEGWAL_LD_LIBRARY_PATH, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
     RUSTC: tc.SEGWAL_RUSTC,
+    // cargo test's doc tests: rustdoc must be the same release as the std it builds.
+    RUSTDOC: path.join(path.dirname(tc.SEGWAL_RUSTC), 'rustdoc'),
     RUSTC_BOOTSTRAP: '1',
     CARGO_TARGET_DIR: process.env.SEGWAL_CROSS_TARGET_DIR || path.join(root, 'target', 'cross'),
   }
