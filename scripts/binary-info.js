@@ -1,9 +1,11 @@
 'use strict'
 // Reads what the platform checks need from a native binary, with no toolchain: its format
 // (ELF, Mach-O, PE), architecture, the libraries it links, the symbols it exports and, for
-// ELF, the GLIBC_ symbol versions it needs (what `objdump -T` shows).
+// ELF, the GLIBC_ symbol versions it needs (what `objdump -T` shows); for Mach-O, the
+// library each imported symbol is bound to and whether its code signature holds.
 //
 //   node scripts/binary-info.js FILE...     prints one JSON line per file
+const crypto = require('node:crypto')
 const fs = require('node:fs')
 
 const ELF_MACHINES = { 0x3e: 'x64', 0xb7: 'arm64', 0x28: 'arm', 0x03: 'ia32' }
@@ -79,17 +81,118 @@ function elf(buf) {
   return info
 }
 
+/**
+ * The symbols a Mach-O image binds at load time, each with the library ordinal dyld looks
+ * it up in (-2: flat lookup in everything loaded, how an addon finds Node's N-API), from
+ * the bind opcodes of LC_DYLD_INFO(_ONLY) or the imports of LC_DYLD_CHAINED_FIXUPS.
+ */
+function machoImports(buf, cmd, at) {
+  const imports = []
+  if (cmd === 0x80000034) {
+    const h = buf.readUInt32LE(at + 8)
+    const [importsOff, symbolsOff, count, format] = [4, 8, 12, 16].map((o) => buf.readUInt32LE(h + o + 4))
+    for (let i = 0; i < count; i++) {
+      let ordinal, nameOff
+      if (format === 3) {
+        const v = buf.readBigUInt64LE(h + importsOff + i * 16)
+        ordinal = Number(v & 0xffffn)
+        ordinal = ordinal > 0xfff0 ? ordinal - 0x10000 : ordinal
+        nameOff = Number(v >> 32n)
+      } else {
+        const v = buf.readUInt32LE(h + importsOff + i * (format === 2 ? 8 : 4))
+        ordinal = v & 0xff
+        ordinal = ordinal > 0xf0 ? ordinal - 0x100 : ordinal
+        nameOff = v >>> 9
+      }
+      imports.push({ name: cstr(buf, h + symbolsOff + nameOff), ordinal })
+    }
+    return imports
+  }
+  // LC_DYLD_INFO(_ONLY): bind, weak bind and lazy bind opcode streams.
+  for (const o of [16, 24, 32]) {
+    const p = { i: buf.readUInt32LE(at + o) }
+    const end = p.i + buf.readUInt32LE(at + o + 4)
+    const uleb = () => {
+      let r = 0
+      let shift = 0
+      for (;;) {
+        const b = buf[p.i++]
+        r += (b & 0x7f) * 2 ** shift
+        shift += 7
+        if (!(b & 0x80)) return r
+      }
+    }
+    let ordinal = 0
+    let name = ''
+    while (p.i < end) {
+      const b = buf[p.i++]
+      const [op, imm] = [b & 0xf0, b & 0x0f]
+      if (op === 0x10) ordinal = imm
+      else if (op === 0x20) ordinal = uleb()
+      else if (op === 0x30) ordinal = imm ? (imm | 0xf0) - 0x100 : 0
+      else if (op === 0x40) {
+        name = cstr(buf, p.i)
+        p.i += Buffer.byteLength(name, 'latin1') + 1
+      } else if (op === 0x60 || op === 0x70 || op === 0x80) uleb()
+      else if (op === 0x90 || op === 0xa0 || op === 0xb0 || op === 0xc0) {
+        imports.push({ name, ordinal })
+        if (op === 0xa0) uleb()
+        if (op === 0xc0) uleb(), uleb()
+      }
+    }
+  }
+  return imports
+}
+
+/**
+ * Whether the code signature (LC_CODE_SIGNATURE) holds: its CodeDirectory's hash of every
+ * page matches the file. Apple silicon refuses to map unsigned or wrongly signed code;
+ * the linker signs arm64 images ad hoc. 'none' when there is no signature.
+ */
+function machoSignature(buf, at) {
+  const blob = buf.readUInt32LE(at + 8)
+  if (buf.readUInt32BE(blob) !== 0xfade0cc0) return 'invalid'
+  for (let i = 0; i < buf.readUInt32BE(blob + 8); i++) {
+    const cd = blob + buf.readUInt32BE(blob + 12 + i * 8 + 4)
+    if (buf.readUInt32BE(cd) !== 0xfade0c02) continue
+    const hashOffset = buf.readUInt32BE(cd + 16)
+    const nCodeSlots = buf.readUInt32BE(cd + 28)
+    const codeLimit = buf.readUInt32BE(cd + 32)
+    const [hashSize, hashType, pageSize] = [buf[cd + 36], buf[cd + 37], 2 ** buf[cd + 39]]
+    const algorithm = { 1: 'sha1', 2: 'sha256' }[hashType]
+    if (!algorithm) return 'invalid'
+    for (let slot = 0; slot < nCodeSlots; slot++) {
+      const page = buf.subarray(slot * pageSize, Math.min((slot + 1) * pageSize, codeLimit))
+      const want = buf.subarray(cd + hashOffset + slot * hashSize, cd + hashOffset + (slot + 1) * hashSize)
+      const got = crypto.createHash(algorithm).update(page).digest().subarray(0, hashSize)
+      if (!got.equals(want)) return 'invalid'
+    }
+    return nCodeSlots * pageSize >= codeLimit ? 'valid' : 'invalid'
+  }
+  return 'invalid'
+}
+
 function macho(buf) {
   const info = { format: 'macho', arch: MACHO_CPUS[buf.readUInt32LE(4)] || `cpu ${buf.readUInt32LE(4)}` }
   info.type = { 6: 'dylib', 8: 'bundle', 2: 'executable' }[buf.readUInt32LE(12)] || 'other'
   const ncmds = buf.readUInt32LE(16)
   info.needed = []
   info.exports = []
+  info.imports = []
+  info.signature = 'none'
   let at = 32
   for (let i = 0; i < ncmds; i++) {
     const cmd = buf.readUInt32LE(at)
     const size = buf.readUInt32LE(at + 4)
-    if (cmd === 0xc || cmd === 0x80000018 || cmd === 0x8000001f) {
+    if (cmd === 0x1d) info.signature = machoSignature(buf, at)
+    else if (cmd === 0x32) {
+      // LC_BUILD_VERSION: the oldest macOS that loads it, as X.Y.
+      const v = buf.readUInt32LE(at + 12)
+      info.minOs = `${v >>> 16}.${(v >> 8) & 0xff}`
+    }
+    else if (cmd === 0x22 || cmd === 0x80000022 || cmd === 0x80000034) {
+      info.imports.push(...machoImports(buf, cmd, at).map((s) => ({ ...s, name: s.name.replace(/^_/, '') })))
+    } else if (cmd === 0xc || cmd === 0x80000018 || cmd === 0x8000001f) {
       info.needed.push(cstr(buf, at + buf.readUInt32LE(at + 8)))
     } else if (cmd === 0x2) {
       const [symoff, nsyms, stroff] = [buf.readUInt32LE(at + 8), buf.readUInt32LE(at + 12), buf.readUInt32LE(at + 16)]
@@ -164,7 +267,7 @@ module.exports = { binaryInfo, compareVersions }
 
 if (require.main === module) {
   for (const f of process.argv.slice(2)) {
-    const { exports, ...rest } = binaryInfo(f)
-    console.log(JSON.stringify({ file: f, ...rest, exports: exports && exports.length }))
+    const { exports, imports, ...rest } = binaryInfo(f)
+    console.log(JSON.stringify({ file: f, ...rest, exports: exports && exports.length, imports: imports && imports.length }))
   }
 }

@@ -3,7 +3,7 @@
 // Checks every prebuilt binary under <dir>/prebuilds/ against what its place promises:
 // format (ELF, Mach-O, PE) and architecture, C library (glibc or musl, by what it links),
 // glibc builds needing no GLIBC_ symbol version above 2.17, the N-API entry point
-// exported, and only system libraries linked (no libgcc_s/libwinpthread DLL a user would
+// exported (and, on macOS, imported from the loading Node), and only system libraries linked (no libgcc_s/libwinpthread DLL a user would
 // not have, no Homebrew path). No toolchain needed: scripts/binary-info.js reads the files.
 //
 //   node scripts/check-binaries.js [dir] [--all]
@@ -25,6 +25,9 @@ const SYSTEM_LIBS = {
   pe: /^(kernel32|ntdll|advapi32|bcrypt|bcryptprimitives|userenv|ws2_32|msvcrt|ucrtbase|api-ms-win-[\w-]+|node)\.(dll|exe)$/i,
 }
 
+/** dyld's library ordinal for "whatever image defines it" (BIND_SPECIAL_DYLIB_FLAT_LOOKUP). */
+const FLAT_LOOKUP = -2
+
 function check(target, file) {
   const problems = []
   const info = binaryInfo(file)
@@ -39,6 +42,18 @@ function check(target, file) {
     }
     if (target.libc === 'musl' && info.glibcVersions.length) problems.push('needs GLIBC_ symbol versions')
   }
+  if (target.format === 'macho') {
+    // Node exports N-API from its executable; an addon must look it up there (flat lookup,
+    // ld's `-undefined dynamic_lookup`), not in a library it names.
+    const napi = info.imports.filter((s) => /^napi_/.test(s.name))
+    const bound = napi.filter((s) => s.ordinal !== FLAT_LOOKUP)
+    if (!napi.length) problems.push('imports no napi_ function (how does it reach Node?)')
+    if (target.minOs && (!info.minOs || compareVersions(info.minOs, target.minOs) > 0)) {
+      problems.push(`built for macOS ${info.minOs || '(unknown)'}, newer than ${target.minOs}`)
+    }
+    if (target.signed && info.signature !== 'valid') problems.push(`code signature ${info.signature} (Apple silicon will not load it)`)
+    if (bound.length) problems.push(`binds ${bound[0].name} (and ${bound.length - 1} more) to library #${bound[0].ordinal}, not to the loading Node`)
+  }
   const allowed = SYSTEM_LIBS[target.format === 'elf' ? target.libc : target.format]
   for (const lib of info.needed || []) if (!allowed.test(lib)) problems.push(`links ${lib}, not a system library`)
   const summary = [
@@ -46,6 +61,9 @@ function check(target, file) {
     info.arch,
     target.libc && `${info.libc}${info.maxGlibc ? ` (max GLIBC_${info.maxGlibc})` : ''}`,
     `links ${(info.needed || []).join(', ')}`,
+    info.imports && `N-API by flat lookup (${info.imports.filter((s) => /^napi_/.test(s.name)).length} functions)`,
+    info.signature && `signature ${info.signature}`,
+    info.minOs && `macOS >= ${info.minOs}`,
   ]
     .filter(Boolean)
     .join('; ')

@@ -11,7 +11,9 @@ const root = path.join(__dirname, '..')
  * id: what `npm run prebuild:all -- <id>` takes; rust: the Rust target; zig: what
  * cargo-zigbuild gets (a `.2.17` suffix pins the glibc version linked against); dir/file:
  * where node-gyp-build finds it; format/arch/libc: what scripts/check-binaries.js
- * verifies; maxGlibc: the newest GLIBC_ symbol version the binary may need.
+ * verifies; maxGlibc: the newest GLIBC_ symbol version the binary may need; signed: it
+ * must carry a valid (ad hoc) code signature; minOs: the macOS it is built for (the
+ * oldest Node 20 supports), which it must not exceed.
  */
 const TARGETS = [
   {
@@ -67,6 +69,8 @@ const TARGETS = [
     file: 'node.napi.node',
     format: 'macho',
     arch: 'x64',
+    // The oldest macOS Node 20 runs on (zig's default would be the newest SDK's).
+    minOs: '10.15',
   },
   {
     id: 'darwin-arm64',
@@ -76,6 +80,9 @@ const TARGETS = [
     file: 'node.napi.node',
     format: 'macho',
     arch: 'arm64',
+    minOs: '11.0',
+    // arm64 macOS maps only signed code; zig signs ad hoc when it links.
+    signed: true,
   },
   {
     id: 'win32-x64',
@@ -133,6 +140,8 @@ function crossEnv(tc) {
     PATH: [path.dirname(tc.SEGWAL_ZIGBUILD), path.dirname(tc.SEGWAL_ZIG), process.env.PATH].join(path.delimiter),
     LD_LIBRARY_PATH: [tc.SEGWAL_LD_LIBRARY_PATH, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
     RUSTC: tc.SEGWAL_RUSTC,
+    // cargo test's doc tests: rustdoc must be the same release as the std it builds.
+    RUSTDOC: path.join(path.dirname(tc.SEGWAL_RUSTC), 'rustdoc'),
     RUSTC_BOOTSTRAP: '1',
     CARGO_TARGET_DIR: process.env.SEGWAL_CROSS_TARGET_DIR || path.join(root, 'target', 'cross'),
   }

@@ -74,6 +74,8 @@ function build(target, tc) {
     // Cargo's release default (strip debuginfo) makes rustc run rust-objcopy for Apple
     // targets, which Debian's Rust does not ship; release builds carry no debuginfo anyway.
     env.CARGO_PROFILE_RELEASE_STRIP = 'none'
+    // rustc and cargo-zigbuild (zig's -target ...-macos.X) both take it from here.
+    env.MACOSX_DEPLOYMENT_TARGET = target.minOs
   }
   log(`${target.id}: cargo zigbuild --target ${target.zig}`)
   run(

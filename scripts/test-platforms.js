@@ -9,9 +9,12 @@
 //   linux-x64      the smoke test (__test__/platforms/smoke.cjs) on this machine's Node,
 //                  loading the glibc-2.17 prebuild: the reference transcript
 //   win32-x64      the smoke test under wine with the Windows Node: same transcript
-//   linux-arm64    the smoke test and the ava suite (minus the tests that spawn Node
-//                  processes, which qemu-user cannot follow) with the arm64 Node under qemu
-//   musl           the engine's whole `cargo test` for x86_64-unknown-linux-musl, natively
+//   linux-arm64    the smoke test (its second process started through qemu as well) and
+//                  the ava suite minus the files that spawn Node processes (they exec
+//                  process.execPath, an arm64 binary the host cannot start without binfmt)
+//                  with the arm64 Node under qemu
+//   musl           the engine's whole `cargo test` (segwal-core, and segwal-sim which holds
+//                  the engine's integration tests) for x86_64-unknown-linux-musl, natively
 //
 //   npm run test:platforms                  all of them (needs `npm run prebuild:all` first)
 //   npm run test:platforms -- win32-x64 musl   just these
@@ -97,29 +100,61 @@ const checks = {
     if (!need('linux-arm64', tc, ['SEGWAL_QEMU_AARCH64', 'SEGWAL_NODE_ARM64'])) return
     const qemu = [tc.SEGWAL_QEMU_AARCH64, '-L', tc.SEGWAL_AARCH64_SYSROOT, tc.SEGWAL_NODE_ARM64]
     const env = { ...process.env, PREBUILDS_ONLY: '1' }
-    const r = run(qemu[0], [...qemu.slice(1), smoke], { env, timeout: 600_000 })
+    // The smoke test's second process: the arm64 Node cannot exec an arm64 binary itself
+    // (no binfmt handler here), but it can exec qemu (an x64 binary), which runs one.
+    const r = run(qemu[0], [...qemu.slice(1), smoke], { env: { ...env, SEGWAL_SMOKE_NODE: JSON.stringify(qemu) }, timeout: 600_000 })
     compare('linux-arm64 smoke (qemu)', transcript('linux-arm64', r), ctx.reference, r.seconds)
     const files = avaSubset()
     const ava = run(
       qemu[0],
-      [...qemu.slice(1), path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), '--config', 'ava.platforms.config.mjs', ...files],
+      [
+        ...qemu.slice(1),
+        path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'),
+        '--config',
+        'ava.platforms.config.mjs',
+        ...QEMU_TIMING_TESTS.map((title) => `--match=!${title}`),
+        ...files,
+      ],
       { env: { ...env, SEGWAL_AVA_FILES: files.join(',') }, timeout: 1_800_000 },
     )
-    process.stdout.write(ava.stdout.split('\n').slice(-15).join('\n'))
-    if (ava.status !== 0) process.stderr.write(ava.stderr)
-    record('linux-arm64 ava (qemu)', ava.status === 0, `${files.length} test files: ${files.map((f) => path.basename(f)).join(', ')} (${ava.seconds} s)`)
+    // The whole run is kept; the failures (and ava's summary) are printed.
+    const logFile = path.join(root, 'target', 'test-platforms-arm64-ava.log')
+    fs.mkdirSync(path.dirname(logFile), { recursive: true })
+    fs.writeFileSync(logFile, `${ava.stdout}\n${ava.stderr}`)
+    const failures = ava.stdout.split('\n').filter((l) => /✘|tests? failed|passed/.test(l))
+    process.stdout.write(`${failures.join('\n')}\n(full output: ${path.relative(root, logFile)})\n`)
+    record(
+      'linux-arm64 ava (qemu)',
+      ava.status === 0,
+      `${files.length} test files: ${files.map((f) => path.basename(f)).join(', ')}; without the tests that assume native speed: ${QEMU_TIMING_TESTS.join('; ')} (${ava.seconds} s)`,
+    )
   },
 
   musl(_ctx, tc) {
     if (!need('musl', tc, ['SEGWAL_CARGO', 'SEGWAL_ZIGBUILD'])) return
     // musl's default static linking makes test binaries that run on this glibc machine.
-    const env = { ...crossEnv(tc), CARGO: tc.SEGWAL_CARGO }
+    // Rust's self-contained start files (rcrt1.o, crt1.o) come with rustup's musl std,
+    // not with -Zbuild-std; rustc then names them bare and the link fails. Without
+    // self-contained linking, zig supplies musl's own start files.
+    const env = {
+      ...crossEnv(tc),
+      CARGO: tc.SEGWAL_CARGO,
+      CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS: '-C link-self-contained=no',
+      // Its own directory: these flags are not the addon's (prebuild:all), which would
+      // otherwise be rebuilt after every test run and the other way round.
+      CARGO_TARGET_DIR: `${crossEnv(tc).CARGO_TARGET_DIR}-musltest`,
+    }
+    const crates = ['segwal-core', 'segwal-sim']
     const r = run(
       tc.SEGWAL_ZIGBUILD,
-      ['test', '--release', '-p', 'segwal-core', '-Zbuild-std', '--target', 'x86_64-unknown-linux-musl'],
+      ['test', '--release', ...crates.flatMap((c) => ['-p', c]), '-Zbuild-std', '--target', 'x86_64-unknown-linux-musl'],
       { env, stdio: ['ignore', 'inherit', 'inherit'] },
     )
-    record('musl: cargo test -p segwal-core', r.status === 0, `x86_64-unknown-linux-musl, static, run natively (${r.seconds} s)`)
+    record(
+      `musl: cargo test -p ${crates.join(' -p ')}`,
+      r.status === 0,
+      `the engine's unit and integration tests, x86_64-unknown-linux-musl, static, run natively (${r.seconds} s)`,
+    )
   },
 }
 
@@ -152,6 +187,20 @@ function wineEnv(tc) {
   }
   return env
 }
+
+/**
+ * Tests whose assertions hold only at native speed, left out under qemu (where JS runs
+ * tens of times slower than the engine's own system calls): what each assumes.
+ */
+const QEMU_TIMING_TESTS = [
+  // Asserts lastLsn is still 0 on the line after append(): that the writer thread has
+  // not yet synced what append() handed it. Under qemu it has (lastLsn 5), which API.md
+  // allows; natively the JS line always comes first.
+  'write() returns LSNs at once, in one sequence with append() and appendBatch(), in call order',
+  // A latency test over a fixed window: under qemu the busy partitions finish one round
+  // in it, and the test's own precondition ("the busy partitions were busy") fails.
+  "defect 4: a quiet partition's appends settle while busy partitions' huge ack groups are settled",
+]
 
 /** The ava files that spawn no Node process (qemu-user cannot run a spawned arm64 Node). */
 function avaSubset() {

@@ -7,6 +7,10 @@
 //
 //   node __test__/platforms/smoke.cjs           (PREBUILDS_ONLY=1 to load from prebuilds/)
 //   node __test__/platforms/smoke.cjs --try-open DIR   (child: prints what opening DIR gave)
+//
+// SEGWAL_SMOKE_NODE (a JSON array) is the command that starts the second Node process when
+// `process.execPath` alone cannot: under qemu-user an arm64 Node cannot exec another arm64
+// binary (the host kernel has no binfmt for it), but it can exec qemu, which runs one.
 'use strict'
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
@@ -44,7 +48,8 @@ async function take(iter, n) {
 /** A second process opening `dir`: resolves with what its open gave. */
 function openInChild(dir) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [__filename, '--try-open', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const [node, ...args] = process.env.SEGWAL_SMOKE_NODE ? JSON.parse(process.env.SEGWAL_SMOKE_NODE) : [process.execPath]
+    const child = spawn(node, [...args, __filename, '--try-open', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     child.on('error', reject)
