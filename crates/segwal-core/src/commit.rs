@@ -138,7 +138,8 @@ impl Inner {
     /// `MAX_OPEN_FILES`: with thousands of partitions, one open file each would exhaust
     /// the process's descriptors. Dirty ones too: the page cache keeps their data and a
     /// reopened file's fdatasync flushes it (and reports a writeback error no descriptor
-    /// has seen yet).
+    /// has seen yet). Their kept staging buffers go too (up to 4 MiB each): memory, like
+    /// descriptors, then follows the partitions being written, not all there are.
     pub(crate) fn close_idle_files(&self) {
         self.files_opened.store(0, Ordering::Relaxed);
         let mut open: Vec<(u64, usize)> = Vec::new();
@@ -159,6 +160,7 @@ impl Inner {
                     if let Some(a) = st.active.as_mut() {
                         a.file = None;
                     }
+                    st.free_frames = None;
                 }
             }
         }

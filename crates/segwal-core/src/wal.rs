@@ -588,6 +588,18 @@ impl Wal {
             .collect())
     }
 
+    /// Bytes of emptied staging buffers the partitions keep for their next appends (for
+    /// tests of the memory bound).
+    #[doc(hidden)]
+    pub fn kept_staging_bytes(&self) -> usize {
+        self.inner
+            .parts
+            .iter()
+            .filter_map(|s| s.get())
+            .map(|p| p.lock().free_frames.as_ref().map_or(0, |f| f.buf.capacity()))
+            .sum()
+    }
+
     pub fn stats(&self) -> Result<Stats> {
         self.inner.check_open()?;
         let mut partitions = Vec::new();
