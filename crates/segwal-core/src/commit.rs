@@ -515,7 +515,7 @@ impl Writer<'_> {
         op: impl FnOnce(&mut Self) -> std::result::Result<T, Failed>,
     ) -> std::result::Result<(), Failed> {
         if let Err(f) = self.commit() {
-            done.set(Err(f.error.clone()));
+            self.refuse(done, &f);
             return Err(f);
         }
         match op(self) {
@@ -524,7 +524,7 @@ impl Writer<'_> {
                 Ok(())
             }
             Err(f) if f.fatal => {
-                done.set(Err(f.error.clone()));
+                self.refuse(done, &f);
                 Err(f)
             }
             // A failed purge fails that call only; appends go on.
@@ -533,6 +533,15 @@ impl Writer<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Fails a control operation. A fatal failure poisons the WAL first: its caller may
+    /// append as soon as it hears, and that append must be refused, not staged.
+    fn refuse<T>(&self, done: &Reply<T>, f: &Failed) {
+        if f.fatal {
+            self.inner.poison(&f.error);
+        }
+        done.set(Err(f.error.clone()));
     }
 
     /// Deletes the oldest sealed segments wholly below `min_lsn`, oldest first. Each leaves
