@@ -2,6 +2,8 @@
  * `RecordBatch`: records read in one go, as one buffer and two index arrays, so that a
  * reader of millions of records a second makes no JS object per record.
  */
+// Imported, not the global: `globalThis.Buffer` is a getter, called on every payload.
+import { Buffer } from 'node:buffer'
 import type { NativeBatch } from './binding'
 import { invalidArgument } from './errors'
 

@@ -26,6 +26,15 @@ export interface NativeBatch {
   offsetBase?: number
 }
 
+/** What `readerScan` measured (the bench's engine read rate; not part of the API). */
+export interface ReadScan {
+  records: number
+  bytes: number
+  seconds: number
+  /** CPU time of the reading thread (NaN where the platform has no account of it). */
+  cpuSeconds: number
+}
+
 /** Opaque handle of an open WAL (a napi External). */
 export interface WalHandle {
   readonly __walHandle: unique symbol
@@ -85,6 +94,8 @@ export interface NativeBinding {
   /** `rewind`: an LSN to go back to first (0: none). */
   readerNext(reader: ReaderHandle, maxBytes: number, rewind: number): Promise<NativeBatch>
   readerRelease(reader: ReaderHandle): void
+  /** Drains the reader through the engine alone, making no JS object per batch (for the bench). */
+  readerScan(reader: ReaderHandle, maxBytes: number): Promise<ReadScan>
   /** Shrinks the batch memory pools once no reader has been open for a while; ms until it should be called again (0: done). */
   trimReadPools(): number
 }

@@ -2,8 +2,10 @@
  * The async iterators of `wal.stream()` (records) and `wal.streamBatches()` (batches),
  * both over the one reader in reader.ts.
  */
+import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { Batch, type RecordBatch, type WalRecord } from './batch'
+import type { ReadScan } from './binding'
 import { invalidArgument } from './errors'
 import { BatchReader, type StreamHost, type StreamStart } from './reader'
 
@@ -176,6 +178,15 @@ export class BatchStream extends Pulls<RecordBatch> implements WalBatchStream {
     maxBytes: number,
   ) {
     super(new BatchReader(host, partition, start, follow, signal, { first: maxBytes, max: maxBytes }))
+  }
+
+  /**
+   * Drains the stream through the engine alone, with no JS object per batch, and ends it:
+   * the bench's measure of the engine's read rate on the same records (issue #11 target
+   * 6). Not part of the API (not on {@link WalBatchStream}).
+   */
+  engineScan(): Promise<ReadScan> {
+    return this.reader.scan()
   }
 
   protected async fetch(): Promise<IteratorResult<RecordBatch, undefined>> {

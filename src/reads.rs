@@ -205,6 +205,76 @@ pub fn reader_next(
     })
 }
 
+/// What [`reader_scan`] measured: the engine's own read rate over the same records a
+/// stream would yield, with no JS object per batch.
+#[napi(object)]
+pub struct ReadScan {
+    pub records: f64,
+    pub bytes: f64,
+    pub seconds: f64,
+    /// CPU time of the reading thread (Linux; NaN elsewhere).
+    pub cpu_seconds: f64,
+}
+
+pub struct ScanTask {
+    reader: ReaderHandle,
+    max_bytes: usize,
+}
+
+impl Task for ScanTask {
+    type Output = Outcome<ReadScan>;
+    type JsValue = ReadScan;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let (reader, max_bytes) = (&self.reader, self.max_bytes);
+        Ok(catch(|| {
+            let mut reader = lock(reader);
+            let reader = &mut reader
+                .as_mut()
+                .ok_or_else(|| Failure::native("WAL_CLOSED", "the stream was released"))?
+                .reader;
+            let (cpu0, t0) = (thread_cpu_seconds(), std::time::Instant::now());
+            let (mut records, mut bytes, mut buf) = (0usize, 0usize, DATA_POOL.take());
+            // One buffer recycled from batch to batch, as the pool gives streams theirs.
+            while let Some(batch) = reader.next_batch_in(buf, max_bytes)? {
+                records += batch.records.len();
+                bytes += batch.records.iter().map(|r| r.payload_len as usize).sum::<usize>();
+                buf = batch.data;
+            }
+            Ok(ReadScan {
+                records: records as f64,
+                bytes: bytes as f64,
+                seconds: t0.elapsed().as_secs_f64(),
+                cpu_seconds: thread_cpu_seconds() - cpu0,
+            })
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, scan: Self::Output) -> Result<Self::JsValue> {
+        scan.map_err(|f| f.into_js(&env))
+    }
+}
+
+/// Drains the reader on the thread pool through the engine alone (the bench's measure of
+/// what `streamBatches()` could reach: issue #11 target 6). Not part of the API.
+#[napi(ts_return_type = "Promise<ReadScan>")]
+pub fn reader_scan(env: &Env, reader: &External<ReaderHandle>, max_bytes: u32) -> Result<AsyncTask<ScanTask>> {
+    guard(env, || {
+        Ok(AsyncTask::new(ScanTask {
+            reader: Arc::clone(reader),
+            max_bytes: max_bytes as usize,
+        }))
+    })
+}
+
+/// This thread's CPU time so far, from the scheduler's own account (NaN where there is none).
+fn thread_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split(' ').next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |ns| ns / 1e9)
+}
+
 /// Shrinks the batch pools to their idle size once no reader has been open for a while
 /// (see pool.rs); returns the milliseconds until it should be called again, 0 when done.
 #[napi]
