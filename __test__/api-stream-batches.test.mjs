@@ -150,3 +150,28 @@ test('breaking out releases the stream; return() on one never started is fine', 
   t.deepEqual(await it.next(), { done: true, value: undefined })
   await wal.close()
 })
+
+// The bench's reference for issue #11 target 6 (not part of the API): the engine draining
+// the same records a batch stream would yield, from the same start, then ending the stream.
+test('engineScan() drains the records streamBatches() would yield, then ends the stream', async (t) => {
+  const wal = await Wal.open(tempDir(), { sync: 'none', segmentSize: 64 << 10 })
+  const sizes = [0, 7, 300, 5000]
+  let bytes = 0
+  for (let i = 1; i <= 300; i++) {
+    const p = payloadOf(i, sizes[i % sizes.length])
+    bytes += p.length
+    await wal.append(1, p)
+  }
+  const all = await wal.streamBatches(1, { maxBytes: 4096 }).engineScan()
+  t.is(all.records, 300)
+  t.is(all.bytes, bytes)
+  t.true(all.seconds >= 0)
+  const from = await wal.streamBatches(1, { fromLsn: 101 }).engineScan()
+  t.is(from.records, 200)
+  // A scanned stream is over, like one read to its end.
+  const s = wal.streamBatches(1)
+  await s.engineScan()
+  t.deepEqual(await s.next(), { done: true, value: undefined })
+  t.is((await wal.streamBatches(9).engineScan()).records, 0)
+  await wal.close()
+})
