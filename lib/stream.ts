@@ -167,6 +167,22 @@ export class RecordStream extends Pulls<WalRecord> implements WalStream {
   }
 }
 
+/**
+ * V8 gives batch memory back (to the pool in pool.rs) only when it collects the batch. A
+ * batch that dies young is found by a scavenge, which costs well under a millisecond; one
+ * that V8 must find by a full mark-compact costs 5-17 ms of the JS thread on the 2-core
+ * VM (plus concurrent marking), and a pause of 5-9 ms. A record stream makes a scavenge
+ * every few batches with its per-record objects, so its batches die young; a batch
+ * stream makes almost no garbage of its own, so no scavenge came before the batches'
+ * external memory added up to V8's limit (64 MiB), and every 64 MiB streamed cost a
+ * mark-compact: about a third of the process's CPU at 4 KiB records (bench/read-cpu.mjs).
+ * So each batch brings young-generation garbage of 1/16 of its bytes (one holey array,
+ * a memset's cost): the young generation then fills, and is scavenged, first. Where the
+ * young generation has grown large, this only costs its allocation.
+ */
+const BALLAST_SHIFT = 7 // bytes / 16 / 8-byte slots
+let ballast: unknown[] = []
+
 /** The stream of batches (not exported from the package: users see {@link WalBatchStream}). */
 export class BatchStream extends Pulls<RecordBatch> implements WalBatchStream {
   constructor(
@@ -196,6 +212,7 @@ export class BatchStream extends Pulls<RecordBatch> implements WalBatchStream {
       if (b !== undefined && r.at < r.end) {
         // A reader's batch starts at its first record (`at` is 0 here).
         const batch = new Batch(r.partition, b, r.end - r.at)
+        ballast = new Array(b.data.length >>> BALLAST_SHIFT)
         r.at = r.end
         return { done: false, value: batch }
       }
