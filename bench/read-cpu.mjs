@@ -10,6 +10,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { PerformanceObserver, constants } from 'node:perf_hooks'
 import { viewIterator } from './floors.mjs'
 import { sumBatches, sumRecords } from './lib.mjs'
 import { openSegwal, payload } from './peers.mjs'
@@ -29,6 +30,20 @@ const processMs = () =>
       return sum // the thread ended meanwhile
     }
   }, 0)
+
+// V8's collections while a mode runs: a batch that V8 must find by a mark-compact rather
+// than a scavenge costs milliseconds of the JS thread (see docs/PERFORMANCE.md, reads).
+const gcs = { major: 0, minor: 0 }
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    // Not the gc() each run starts with.
+    if (e.detail?.flags & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) continue
+    if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcs.major++
+    else if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) gcs.minor++
+  }
+}).observe({ entryTypes: ['gc'] })
+// The observer hears of collections a turn or two later.
+const settle = () => new Promise((resolve) => setTimeout(resolve, 20))
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segwal-read-cpu-'))
 const wal = await openSegwal(dir, { sync: 'none' })
@@ -51,6 +66,8 @@ const bodies = {
 try {
   for (const mode of modes) {
     const runs = []
+    await settle()
+    const gc0 = { ...gcs }
     for (let r = 0; r < RUNS; r++) {
       globalThis.gc?.()
       const p0 = processMs()
@@ -61,11 +78,15 @@ try {
       if (n !== count || b !== count * size) throw new Error(`${mode}: saw ${n} records / ${b} bytes`)
       runs.push({ wall, proc: processMs() - p0, js: jsThreadMs() - j0 })
     }
+    await settle()
+    const major = gcs.major - gc0.major
+    const minor = gcs.minor - gc0.minor
     const med = (k) => runs.map((x) => x[k]).sort((a, b) => a - b)[runs.length >> 1]
     const ns = (v) => ((v * 1e6) / count).toFixed(0).padStart(5)
     console.log(
       `${mode.padEnd(7)} ${size} B x ${count}: process CPU ${ns(med('proc'))} ns/record, JS thread ${ns(med('js'))} ns/record;` +
-        ` wall ${(count / med('wall') / 1e3).toFixed(2)} M records/s (median of ${RUNS})`,
+        ` wall ${(count / med('wall') / 1e3).toFixed(2)} M records/s (median of ${RUNS});` +
+        ` ${major} mark-compacts, ${minor} scavenges in all ${RUNS} runs`,
     )
   }
 } finally {
