@@ -79,6 +79,14 @@ pub struct OpenReader {
     _pools: (Claim<u8>, Claim<u32>),
 }
 
+/// The engine's reader behind a handle; `WAL_CLOSED` once released.
+fn engine_reader(open: &mut Option<OpenReader>) -> Outcome<&mut core::Reader> {
+    Ok(&mut open
+        .as_mut()
+        .ok_or_else(|| Failure::native("WAL_CLOSED", "the stream was released"))?
+        .reader)
+}
+
 /// Spare batch memory. V8 frees batches in bursts (when their external memory adds
 /// up to a collection), so the pool must hold one burst for reads to find a buffer: on
 /// the bench's 4 KiB read workload 8 missed 40% of the time, 64 misses 5%. With no
@@ -120,11 +128,8 @@ impl<'task> napi::ScopedTask<'task> for NextTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let (reader, max_bytes, rewind) = (&self.reader, self.max_bytes, self.rewind);
         Ok(catch(|| {
-            let mut reader = lock(reader);
-            let reader = &mut reader
-                .as_mut()
-                .ok_or_else(|| Failure::native("WAL_CLOSED", "the stream was released"))?
-                .reader;
+            let mut open = lock(reader);
+            let reader = engine_reader(&mut open)?;
             if rewind > 0 {
                 reader.rewind(rewind);
             }
@@ -228,11 +233,8 @@ impl Task for ScanTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let (reader, max_bytes) = (&self.reader, self.max_bytes);
         Ok(catch(|| {
-            let mut reader = lock(reader);
-            let reader = &mut reader
-                .as_mut()
-                .ok_or_else(|| Failure::native("WAL_CLOSED", "the stream was released"))?
-                .reader;
+            let mut open = lock(reader);
+            let reader = engine_reader(&mut open)?;
             let (cpu0, t0) = (thread_cpu_seconds(), std::time::Instant::now());
             let (mut records, mut bytes, mut buf) = (0usize, 0usize, DATA_POOL.take());
             // One buffer recycled from batch to batch, as the pool gives streams theirs.
