@@ -52,6 +52,8 @@ impl Inner {
     /// puts the partition at the back of the queue if more is staged, so that one whose
     /// queue refills as fast as it drains never keeps a writer while other partitions
     /// wait); a driven WAL's `Driver::step` runs one when the simulator picks it.
+    /// Acks it records are announced by the caller once it holds no lock (see
+    /// `Inner::record_acks`).
     pub(crate) fn round(&self, p: &Arc<Partition>) {
         let (items, active, next_index) = {
             let mut st = p.lock();
@@ -102,6 +104,10 @@ impl Inner {
         }
         match outcome {
             Ok(()) => {
+                if w.wants_spare() {
+                    // Making it (a create and a preallocation) must not hold the acks back.
+                    self.announce();
+                }
                 w.prepare_spare();
                 let mut st = p.lock();
                 st.active = w.active.take();
@@ -432,10 +438,9 @@ impl Writer<'_> {
     /// being written get one, and it holds no descriptor. Best effort: if it fails,
     /// rotation creates the file itself and reports the error.
     fn prepare_spare(&mut self) {
-        let Some(a) = self.active.as_ref() else { return };
-        if self.spare.is_some() || a.offset < self.seg_size() / 2 {
+        let Some(a) = self.active.as_ref().filter(|_| self.wants_spare()) else {
             return;
-        }
+        };
         let (fs, dir, pid, index) = (self.inner.fs.as_ref(), &self.inner.dir, self.p.id, a.index + 1);
         // One left by a failed earlier attempt would make the create fail (EEXIST).
         let _ = fs.remove(&dir.join(format::spare_file_name(pid, index)));
@@ -443,6 +448,10 @@ impl Writer<'_> {
         if segment::create_spare(fs, dir, pid, index, prealloc).is_ok() {
             self.spare = Some(index);
         }
+    }
+
+    fn wants_spare(&self) -> bool {
+        self.spare.is_none() && self.active.as_ref().is_some_and(|a| a.offset >= self.seg_size() / 2)
     }
 
     /// Removes the spare (before a truncate: it must not outlive the segment it was made
@@ -503,7 +512,7 @@ impl Writer<'_> {
         }
         drop(st);
         if published.is_some() {
-            self.inner.publish(self.p.id);
+            self.inner.record_acks(self.p.id);
         }
         Ok(())
     }
@@ -518,6 +527,8 @@ impl Writer<'_> {
             self.refuse(done, &f);
             return Err(f);
         }
+        // The acks of what precedes the operation go out before its reply does.
+        self.inner.announce();
         match op(self) {
             Ok(v) => {
                 done.set(Ok(v));
