@@ -85,6 +85,9 @@ pub(crate) struct Inner {
     pub files_opened: std::sync::atomic::AtomicUsize,
     /// Read descriptors shared by all readers (see handles.rs).
     pub read_handles: Arc<ReadHandles>,
+    /// Writers gather rounds (see `Inner::gather`): writer threads with `SyncMode::Always`
+    /// (a driven WAL's steps must not wait on the clock).
+    pub gathers: bool,
     sched: Mutex<Sched>,
     sched_cv: Condvar,
     /// Wakes the interval syncer at close (kept apart from `sched_cv`, whose
@@ -184,7 +187,7 @@ impl Wal {
 
     /// Opens through another file system (tests inject faults and power loss).
     pub fn open_with(dir: impl AsRef<Path>, opts: Options, fs: Arc<dyn Fs>) -> Result<Wal> {
-        let inner = Inner::open(dir.as_ref(), opts, fs)?;
+        let inner = Inner::open(dir.as_ref(), opts, fs, true)?;
         let wal = Wal {
             inner: inner.clone(),
             threads: Mutex::new(Vec::new()),
@@ -227,7 +230,7 @@ impl Wal {
     /// whatever order it likes (the deterministic simulator picks it from a seed).
     /// Nothing is written and nothing is acknowledged until the driver runs.
     pub fn open_driven(dir: impl AsRef<Path>, opts: Options, fs: Arc<dyn Fs>) -> Result<(Wal, Driver)> {
-        let inner = Inner::open(dir.as_ref(), opts, fs)?;
+        let inner = Inner::open(dir.as_ref(), opts, fs, false)?;
         let wal = Wal {
             inner: inner.clone(),
             threads: Mutex::new(Vec::new()),
@@ -727,7 +730,9 @@ fn lsn_out_of_range(lsn: u64, last: u64) -> Error {
 
 impl Inner {
     /// Checks the options, takes the lock and recovers: everything of an open but the threads.
-    fn open(dir: &Path, opts: Options, fs: Arc<dyn Fs>) -> Result<Arc<Inner>> {
+    /// `threads`: writer threads will run the rounds (not a `Driver`).
+    fn open(dir: &Path, opts: Options, fs: Arc<dyn Fs>, threads: bool) -> Result<Arc<Inner>> {
+        let gathers = threads && opts.sync == SyncMode::Always;
         let dir = dir.to_path_buf();
         if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&opts.segment_size) {
             return Err(Error::invalid(format!(
@@ -806,6 +811,7 @@ impl Inner {
             lock: Mutex::new(Some(lock)),
             live_writers: AtomicUsize::new(0),
             read_handles: Arc::default(),
+            gathers,
             closing: Mutex::new(None),
             finished: AtomicBool::new(false),
         });
@@ -877,6 +883,12 @@ impl Inner {
     /// writers have stopped (a call that raced with `close`), settles what was queued
     /// with `WAL_CLOSED` instead: nothing may wait on writers that are gone.
     pub fn schedule(&self, p: &Arc<Partition>, mut st: std::sync::MutexGuard<'_, PState>) {
+        if st.gather_until != 0
+            && (st.unsettled >= st.gather_until || st.queue.back().is_some_and(|i| !matches!(i, Item::Frames(_))))
+        {
+            st.gather_until = 0;
+            p.gathered.notify_one();
+        }
         if st.scheduled {
             return;
         }
