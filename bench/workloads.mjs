@@ -1147,6 +1147,53 @@ export async function engine(ctx) {
   return { text, rows, engine: eng }
 }
 
+// ------------------------------------------------------------------ #10. the engine alone (cargo bench)
+
+/** Rows of `cargo bench`'s wal_throughput that quick mode runs (6-16 s; all rows take ~30 s). */
+const CARGO_QUICK_ROWS = 'durable64,durable1'
+
+/**
+ * Issue #11 target 10: `cargo bench -p segwal-core --bench wal_throughput` (segwal-core vs
+ * pwal and writeahead, Rust, no Node) run now, so that its ratios are of this run's disk and
+ * load; its JSON is what the `engine` workload compares Node with. Needs cargo; the first
+ * run compiles the bench (minutes), later ones only check that it is fresh.
+ */
+export async function cargoBench(ctx) {
+  const { P } = ctx
+  const args = ['bench', '-q', '-p', 'segwal-core', '--bench', 'wal_throughput', '--', ...(P.quick ? ['--quick', '--only', CARGO_QUICK_ROWS] : [])]
+  const title = `10. The engine alone: cargo ${args.join(' ')}`
+  const code = await new Promise((resolve) => {
+    const p = spawn('cargo', args, { cwd: path.join(HERE, '..'), env: { ...process.env, SEGWAL_BENCH_JSON: ctx.engineJson }, stdio: ['ignore', 'ignore', 'pipe'] })
+    p.stderr.on('data', (d) => ctx.log(`  ${String(d).trimEnd()}`))
+    p.on('error', (e) => resolve(e.message))
+    p.on('exit', (c) => resolve(c))
+  })
+  let eng = null
+  try {
+    eng = code === 0 ? JSON.parse(fs.readFileSync(ctx.engineJson, 'utf8')) : null
+  } catch {}
+  if (!eng) return { text: `\n## ${title}\nnot run (cargo: ${code}); target #10 not checked`, rows: [] }
+  const SYSTEMS = ['segwal-core', 'pwal 0.2', 'writeahead 0.4']
+  const rows = [...new Set(eng.rows.map((r) => r.workload))].map((workload) => {
+    const ops = Object.fromEntries(SYSTEMS.map((s) => [s, eng.rows.find((r) => r.workload === workload && r.system === s)?.opsPerSec]))
+    return { system: workload, ops, vsPwal: ops['segwal-core'] / ops['pwal 0.2'], vsWriteahead: ops['segwal-core'] / ops['writeahead 0.4'] }
+  })
+  for (const r of rows) {
+    const goal = r.system === 'durable 64 writers' ? 1.2 : 1
+    for (const [peer, ratio, need] of [['writeahead', r.vsWriteahead, goal], ['pwal', r.vsPwal, 1]]) {
+      if (Number.isFinite(ratio)) target(ctx, '#10 engine (cargo bench)', `${r.system}: segwal-core / ${peer}`, ratio, `>= ${need}x`, ratio >= need, 'x')
+    }
+  }
+  const text =
+    table(title, rows, [
+      ['workload', (r) => r.system, 'l'],
+      ...SYSTEMS.map((s) => [`${s} records/s`, (r) => fmtNum(r.ops[s])]),
+      ['segwal / pwal', (r) => (Number.isFinite(r.vsPwal) ? r.vsPwal.toFixed(2) + 'x' : '-')],
+      ['segwal / writeahead', (r) => (Number.isFinite(r.vsWriteahead) ? r.vsWriteahead.toFixed(2) + 'x' : '-')],
+    ]) + `\n  medians of ${eng.runs} interleaved runs${P.quick ? ` (quick mode: rows ${CARGO_QUICK_ROWS} only)` : ''}; ${eng.totalSeconds} s`
+  return { text, rows, engine: eng }
+}
+
 export const WORKLOADS = {
   raw: { run: raw, about: 'raw disk limits: sequential MB/s, 4 KiB and 128 B write+fdatasync latency' },
   durable64: { run: durable64, about: '1. durable, 64 concurrent appenders, 128 B' },
@@ -1160,6 +1207,11 @@ export const WORKLOADS = {
   seek: { run: seek, about: '8. time to first record of stream({fromLsn})' },
   rotation: { run: rotation, about: '9. p99 append latency with 100+ rotations vs none' },
   memory: { run: memory, about: '10. RSS while streaming; 1 M appends in flight' },
+  cargo: {
+    run: cargoBench,
+    about: '10. the engine alone: cargo bench wal_throughput, segwal-core vs pwal and writeahead (issue #11 target 10; quick mode: only with --only cargo)',
+    fullOnly: true,
+  },
   engine: { run: engine, about: "11. the cargo bench's wal_throughput workload from Node, vs the engine" },
 }
 

@@ -1,8 +1,9 @@
 //! `cargo bench -p segwal-core --bench fsync_kinds [-- DIR [ITERATIONS]]`
 //!
-//! What one durable round costs the disk, by the kind of write it syncs: a 160-byte `pwrite`
-//! (one framed 128 B record) then `fdatasync`, on four files, interleaved per iteration so
-//! that a noisy disk treats them alike:
+//! What one durable round costs the disk, by the kind of write it syncs: a `pwrite` of one
+//! framed 128 B record (160 B, a one-appender round) or of 64 (10,240 B, a 64-appender round)
+//! then `fdatasync`, on four files per size, interleaved per iteration so that a noisy disk
+//! treats them alike:
 //! - `append`: a plain file growing (the bench's raw baseline);
 //! - `keep-size`: a file preallocated with `FALLOC_FL_KEEP_SIZE` (segwal's segments);
 //! - `overwrite`: bytes already written (a zero-filled or recycled file, as writeahead's);
@@ -39,33 +40,38 @@ fn main() {
         let r = unsafe { libc::fallocate(f.as_raw_fd(), mode, 0, len) };
         assert_eq!(r, 0, "fallocate: {}", std::io::Error::last_os_error());
     };
-    let record = [7u8; 160];
     let kinds = ["append", "keep-size", "overwrite", "fallocated"];
-    let files: Vec<std::fs::File> = kinds.iter().map(|k| open(k)).collect();
-    fallocate(&files[1], libc::FALLOC_FL_KEEP_SIZE, 64 << 20);
-    files[2].write_all_at(&vec![0u8; 8 << 20], 0).expect("zero-fill");
-    fallocate(&files[3], 0, 64 << 20);
-    for f in &files {
-        f.sync_all().expect("sync");
+    let sizes = [160usize, 64 * 160];
+    let mut files = Vec::new();
+    for size in sizes {
+        for kind in kinds {
+            let f = open(&format!("{kind}-{size}"));
+            match kind {
+                "keep-size" => fallocate(&f, libc::FALLOC_FL_KEEP_SIZE, 64 << 20),
+                "overwrite" => f.write_all_at(&vec![0u8; n * size], 0).expect("zero-fill"),
+                "fallocated" => fallocate(&f, 0, 64 << 20),
+                _ => {}
+            }
+            f.sync_all().expect("sync");
+            files.push((kind, size, f));
+        }
     }
-    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(n); kinds.len()];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(n); files.len()];
+    let record = [7u8; 64 * 160];
     for i in 0..n {
-        for (k, f) in files.iter().enumerate() {
+        for (k, (_, size, f)) in files.iter().enumerate() {
             let t = Instant::now();
-            f.write_all_at(&record, (i * record.len()) as u64).expect("write");
+            f.write_all_at(&record[..*size], (i * size) as u64).expect("write");
             f.sync_data().expect("fdatasync");
             times[k].push(t.elapsed());
         }
     }
-    println!(
-        "160 B pwrite + fdatasync, {n} each, interleaved ({})",
-        dir.path().display()
-    );
-    for (k, t) in kinds.iter().zip(times.iter_mut()) {
+    println!("pwrite + fdatasync, {n} each, interleaved ({})", dir.path().display());
+    for ((kind, size, _), t) in files.iter().zip(times.iter_mut()) {
         t.sort();
         let us = |q: usize| t[q.min(n - 1)].as_secs_f64() * 1e6;
         println!(
-            "  {k:<11} p10 {:>7.0} µs  p50 {:>7.0} µs  p90 {:>7.0} µs",
+            "  {size:>6} B {kind:<11} p10 {:>7.0} µs  p50 {:>7.0} µs  p90 {:>7.0} µs",
             us(n / 10),
             us(n / 2),
             us(n * 9 / 10)

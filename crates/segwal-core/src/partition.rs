@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fs::FsFile;
@@ -12,6 +13,8 @@ use crate::segment::SegMeta;
 pub struct Partition {
     pub id: u16,
     pub st: Mutex<PState>,
+    /// Wakes a writer gathering the partition's next round (see `Inner::gather`).
+    pub gathered: Condvar,
     /// Held for writing while `truncate_after` changes files, for reading while a reader
     /// reads them: a reader never sees a file half cut, nor a segment the cut removed.
     cutting: RwLock<()>,
@@ -22,6 +25,7 @@ impl Partition {
         Partition {
             id,
             st: Mutex::new(st),
+            gathered: Condvar::new(),
             cutting: RwLock::new(()),
         }
     }
@@ -122,6 +126,21 @@ pub struct PState {
     /// where the table still lists records, so readers get this error until a reopen
     /// finishes or undoes the cut (it replays its redo record).
     pub broken: Option<Error>,
+    /// The last round that acknowledged synced records (see `Inner::gather`).
+    pub last_round: Option<LastRound>,
+    /// Non-zero while a writer gathers the next round: staging wakes it (`gathered`) once
+    /// this many records are unsettled.
+    pub gather_until: u64,
+}
+
+/// What the next round of a partition can expect: as many records as the last synced one
+/// acknowledged, from callers that each wait for their own.
+#[derive(Clone, Copy)]
+pub struct LastRound {
+    pub records: u64,
+    /// When it was published, and how long its fdatasync took.
+    pub at: Instant,
+    pub sync_took: Duration,
 }
 
 impl PState {
@@ -143,6 +162,8 @@ impl PState {
             free_frames: None,
             events: Vec::new(),
             broken: None,
+            last_round: None,
+            gather_until: 0,
         }
     }
 

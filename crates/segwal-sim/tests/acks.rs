@@ -132,3 +132,36 @@ fn a_write_is_staged_only_at_the_lsn_it_was_given() {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].0, 1);
 }
+
+/// Writers gather a synced round until as many records as the last one acknowledged are
+/// staged (for at most one fdatasync's time): when fewer callers come back, or a control
+/// operation is queued, every record is still acknowledged, in order, and nothing waits on.
+#[test]
+fn gathered_rounds_complete_when_fewer_callers_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = std::sync::Arc::new(TestWal::open(dir.path(), opts(1 << 20)).unwrap());
+    let each = 20;
+    std::thread::scope(|s| {
+        for i in 0..16u8 {
+            let t = t.clone();
+            s.spawn(move || {
+                for _ in 0..each {
+                    t.append(1, &[i; 100]);
+                }
+            });
+        }
+    });
+    // The last rounds held up to 16 records; from here on one caller at a time.
+    for i in 0..5u8 {
+        t.append(1, &[100 + i; 50]);
+    }
+    // A control operation behind a record staged alone.
+    let lsn = t.wal.append(1, &[200; 10]).unwrap();
+    t.wal.sync().wait().unwrap();
+    t.wait_acked(1, lsn).unwrap();
+    let records = t.read_all(1, 1).unwrap();
+    assert_eq!(records.len(), 16 * each + 5 + 1);
+    assert!(records.iter().enumerate().all(|(i, (l, _))| *l == i as u64 + 1));
+    assert_eq!(records[16 * each].1, vec![100; 50]);
+    assert_eq!(records.last().unwrap().1, vec![200; 10]);
+}
