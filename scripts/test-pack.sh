@@ -46,6 +46,23 @@ else
   node "$root/scripts/check-binaries.js" --all "$app/node_modules/segwal"
 fi
 
+# The glibc builds once more through binutils' own reader (check-binaries.js parses the
+# version needs itself): no symbol may need a GLIBC_ version above 2.17 (RHEL 7, AL2).
+if command -v objdump >/dev/null 2>&1; then
+  for so in "$app"/node_modules/segwal/prebuilds/*/*.glibc.node; do
+    [ -e "$so" ] || continue
+    newest="$(objdump -T "$so" | grep -o 'GLIBC_[0-9][0-9.]*' | sort -uV | tail -n 1)"
+    rel="${so#"$app"/node_modules/segwal/}"
+    if [ -z "$newest" ] || [ "$(printf '%s\n' "$newest" GLIBC_2.17 | sort -V | tail -n 1)" != GLIBC_2.17 ]; then
+      echo "FAIL: objdump -T $rel: newest symbol version ${newest:-(none found)}, above GLIBC_2.17" >&2
+      exit 1
+    fi
+    echo "objdump -T $rel: newest $newest"
+  done
+else
+  echo "skip: no objdump on PATH (binutils); GLIBC_ versions checked by check-binaries.js only"
+fi
+
 dir="$work/wal"
 node -e "
 const { Wal, WalError } = require('segwal')

@@ -100,10 +100,19 @@ async function main() {
     const open2 = wal.stream(1, { fromLsn: lastBefore })[Symbol.asyncIterator]()
     await take(open2, 1)
     const cut = wal.firstLsn(1) + 2
+    // A stream inside the segment the cut shortens (set_len on a file it has open; on
+    // Windows SetEndOfFile past another handle): it goes on at the cut, through the same
+    // handle, with the records appended after the truncation.
+    const inCut = wal.stream(1, { fromLsn: cut - 1 })[Symbol.asyncIterator]()
+    await take(inCut, 1)
     await wal.truncateAfter(1, cut)
     note(`truncateAfter: lastLsn ${wal.lastLsn(1) === cut}, stream past the cut: ${await codeOf(take(open2, 1))}`)
     for (let i = 0; i < 40; i++) await wal.append(1, `after ${i} `.padEnd(100, '.'))
     note(`appends after truncate: lastLsn ${wal.lastLsn(1) === cut + 40}`)
+    const inCutNext = await take(inCut, 41)
+    const after0 = inCutNext.length === 41 && inCutNext.every((lsn, i) => lsn === cut + i)
+    note(`stream inside the cut segment: dense from the cut on through the new records ${after0}`)
+    await inCut.return?.()
     ac.abort()
     await codeOf(take(follow, 100))
 
