@@ -20,7 +20,10 @@
 #   bash scripts/toolchains.sh          install what is missing
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-tc="$root/.toolchains"
+# SEGWAL_TOOLCHAINS: use a .toolchains/ installed elsewhere (another checkout's), so a
+# second checkout needs no second install and, with SEGWAL_CROSS_TARGET_DIR pointing at
+# that checkout's target/cross, rebuilds no std.
+tc="${SEGWAL_TOOLCHAINS:-$root/.toolchains}"
 NODE_VERSION="${SEGWAL_CROSS_NODE_VERSION:-20}"
 ZIG_VERSION="${SEGWAL_ZIG_VERSION:-0.14.1}"
 ZIGBUILD_VERSION="${SEGWAL_ZIGBUILD_VERSION:-0.24.1}"
