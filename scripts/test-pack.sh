@@ -14,7 +14,8 @@ trap 'rm -rf "$work"' EXIT
 
 cd "$root"
 tarball="$(npm pack --silent --pack-destination "$work" | tail -n 1)"
-echo "packed: $tarball ($(du -k "$work/$tarball" | cut -f1) KiB; $(tar -tzf "$work/$tarball" | grep -c '\.node$') binaries)"
+# The README's platform section quotes these sizes.
+echo "packed: $tarball ($(stat -c %s "$work/$tarball") bytes, $(tar -tvzf "$work/$tarball" | awk '{ n += $3 } END { print n }') bytes unpacked; $(tar -tzf "$work/$tarball" | grep -c '\.node$') binaries)"
 tar -tzf "$work/$tarball" | grep -E 'prebuilds/linux-x64/.+\.node$' >/dev/null || {
   echo "FAIL: the tarball carries no prebuilds/linux-x64/*.node" >&2
   exit 1
