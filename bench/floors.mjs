@@ -9,6 +9,7 @@
 // 2. Streaming: a for-await over an async iterator yielding { lsn, payload, segment,
 //    offset } with `payload` a Buffer view (what `stream()` costs per record at minimum;
 //    made as the stream makes it, the cheapest way: Buffer.from(arrayBuffer, offset, length)).
+// `--one NAME ROUNDS` (below) runs one promise design alone, for instruction counts.
 
 import { pathToFileURL } from 'node:url'
 
@@ -36,6 +37,58 @@ export function promiseRound(N) {
   }
   setImmediate(() => {
     for (let i = 0; i < N; i++) rs[i]({ lsn: i + 1, segment: 1, offset: 64 + i * 160 })
+  })
+  return Promise.all(ps)
+}
+
+/**
+ * `append()`'s own promise design without I/O, to weigh it against the floor: the
+ * appends of one crossing (2,048) share one promise, resolved with their group, and each
+ * call returns `group.promise.then(take)`, `take` handing out its own result in call order.
+ */
+export function derivedRound(N, GROUP = 2048) {
+  const ps = new Array(N)
+  const groups = []
+  let g
+  for (let i = 0; i < N; i++) {
+    if (i % GROUP === 0) {
+      g = { out: null, next: 0, promise: new Promise(park), resolve: parkedResolve }
+      groups.push(g)
+    }
+    ps[i] = g.promise.then(takeNext)
+  }
+  setImmediate(() => {
+    let i = 0
+    for (const g of groups) {
+      const out = new Array(Math.min(GROUP, N - i))
+      for (let k = 0; k < out.length; k++, i++) out[k] = { lsn: i + 1, segment: 1, offset: 64 + i * 160 }
+      g.out = out
+      g.resolve(g)
+    }
+  })
+  return Promise.all(ps)
+}
+function takeNext(g) {
+  return g.out[g.next++]
+}
+
+/** The other design: a distinct promise per call and its resolving function kept in a ring. */
+const ring = { rs: new Array(1 << 17), head: 0, tail: 0, mask: (1 << 17) - 1 }
+export function ringRound(N) {
+  const ps = new Array(N)
+  for (let i = 0; i < N; i++) {
+    ps[i] = new Promise(park)
+    ring.rs[ring.tail] = parkedResolve
+    ring.tail = (ring.tail + 1) & ring.mask
+  }
+  setImmediate(() => {
+    for (let i = 0; i < N; i++) {
+      const h = ring.head
+      const resolve = ring.rs[h]
+      ring.rs[h] = undefined
+      ring.head = (h + 1) & ring.mask
+      resolve({ lsn: i + 1, segment: 1, offset: 64 + i * 160 })
+    }
   })
   return Promise.all(ps)
 }
@@ -91,5 +144,17 @@ async function main() {
   console.log(`for-await record floor (Buffer views):              ${fmt(median(s))} records/s (median of ${RUNS})`)
 }
 
+// `--one floor|derived|ring ROUNDS`: that many rounds of 10,000 calls of one promise design,
+// untimed, for instruction counts (callgrind at two round counts; the difference / calls):
+//   valgrind --tool=callgrind node bench/floors.mjs --one derived 10   (and 30)
+async function one(name, rounds) {
+  const round = { floor: promiseRound, derived: derivedRound, ring: ringRound }[name]
+  if (!round) throw new Error('--one: floor, derived or ring')
+  for (let r = 0; r < rounds; r++) await round(IN_FLIGHT[0])
+}
+
 // Run as a script (the bench imports promiseFloor to measure the floor in its own run).
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main()
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  if (process.argv[2] === '--one') await one(process.argv[3], Number(process.argv[4] ?? 10))
+  else await main()
+}

@@ -1,5 +1,8 @@
 // The write path without a promise per record (issue #11): `write()` then one `flush()`,
 // beside lmdb-js puts of the same records, and the memory child for 1 M written records.
+// As a script, the share of rotation in write()+flush() (a diagnosis, not a bench row):
+//   node bench/writes.mjs --rotation [records per round] [rounds]
+import { pathToFileURL } from 'node:url'
 import { firedRounds, fmtNum, inScratch, interleave, now, throughputTable } from './lib.mjs'
 import { openLmdb, openSegwal, payload } from './peers.mjs'
 
@@ -82,4 +85,45 @@ export async function writtenChild(args) {
   max = Math.max(max, rss())
   await wal.close()
   return { rss0, rssMax: max, heapDelta: heapFired - heap0, fireMs, seconds, n: args.n, size: args.size }
+}
+
+/**
+ * Rounds of `R` write()s + flush() on 64 MiB segments (sync 'none'): the rounds during
+ * which a segment was sealed (segments() grew) against the others.
+ */
+export async function rotationShare(R = 10_000, K = 400) {
+  const rec = payload(128)
+  return inScratch('w-rotation', (dir) => openSegwal(dir, { sync: 'none' }), async (wal) => {
+    const rot = []
+    const plain = []
+    for (let k = 0; k < K; k++) {
+      const before = wal.segments(1).length
+      const t0 = now()
+      for (let i = 0; i < R; i++) wal.write(1, rec)
+      await wal.flush()
+      ;(k > 0 && wal.segments(1).length > before ? rot : plain).push(now() - t0)
+    }
+    const sum = (xs) => xs.reduce((a, b) => a + b, 0)
+    const usual = sum(plain) / plain.length
+    const total = sum(rot) + sum(plain)
+    return {
+      rounds: K,
+      rotations: rot.length,
+      rotationMs: rot.length ? sum(rot) / rot.length : 0,
+      maxRotationMs: Math.max(0, ...rot),
+      usualMs: usual,
+      share: (sum(rot) - rot.length * usual) / total,
+      recordsPerSec: (R * K) / (total / 1000),
+    }
+  })
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href && process.argv[2] === '--rotation') {
+  const R = Number(process.argv[3] ?? 10_000)
+  const r = await rotationShare(R, Number(process.argv[4] ?? 400))
+  console.log(
+    `${r.rounds} rounds of ${fmtNum(R)}: ${r.rotations} sealed a segment, ${r.rotationMs.toFixed(1)} ms each ` +
+      `(max ${r.maxRotationMs.toFixed(1)}) vs ${r.usualMs.toFixed(2)} ms; rotation's share of the time ` +
+      `${(r.share * 100).toFixed(0)}%; ${(r.recordsPerSec / 1e6).toFixed(2)} M records/s`,
+  )
 }

@@ -8,9 +8,12 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::options::SyncMode;
-use crate::partition::{AckEvent, Active, Frames, Item, LastRound, PState, Partition, Position, PurgeResult, Reply};
+use crate::partition::{
+    AckEvent, Active, Frames, Item, LastRound, PState, Partition, Position, PurgeResult, Rec, Reply,
+};
 use crate::segment::{self, SegMeta, MARK_EVERY};
 use crate::truncate;
+use crate::verify;
 use crate::wal::Inner;
 
 /// What one round changed, published under the partition lock when it is durable.
@@ -305,6 +308,7 @@ impl Writer<'_> {
         let mut i = 0;
         let mut at = 0usize; // where recs[i] starts in f.buf
         let mut run = 0usize; // start of the bytes not yet written
+        let mut unsealed = 0usize; // recs[unsealed..] are placed, not sealed yet
         while i < f.recs.len() {
             let n = (f.recs[i].batch_left as usize + 1).min(f.recs.len() - i);
             let group: u64 = f.recs[i..i + n].iter().map(|r| u64::from(r.frame_len)).sum();
@@ -313,8 +317,9 @@ impl Writer<'_> {
                 .as_ref()
                 .is_some_and(|a| a.offset + group <= self.seg_size() || a.offset == SEGMENT_HEADER_LEN as u64);
             if !fits {
-                self.write_run(&f.buf[run..at])?;
+                self.write_run(&mut f.buf[run..at], &f.recs[unsealed..i])?;
                 run = at;
+                unsealed = i;
                 self.rotate(f.recs[i].lsn)?;
             }
             let Some(a) = self.active.as_mut() else {
@@ -341,7 +346,6 @@ impl Writer<'_> {
                     format::mark_sync_point(&mut f.buf[at..at + len]);
                     a.dirty = true;
                 }
-                format::seal(&mut f.buf[at..at + len], a.salt);
                 if r.single {
                     self.round.positions.push(Position {
                         lsn: r.lsn,
@@ -364,7 +368,7 @@ impl Writer<'_> {
             self.round.last_lsn = Some(last);
             i += n;
         }
-        self.write_run(&f.buf[run..at])?;
+        self.write_run(&mut f.buf[run..at], &f.recs[unsealed..])?;
         // Hand a normal-sized buffer back for the next appends: no regrowth (and page
         // faults) per round. A huge one (one big record) is freed, outside the lock.
         if f.buf.capacity() <= 4 << 20 {
@@ -378,14 +382,18 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Writes bytes that end at the active segment's offset.
-    fn write_run(&mut self, bytes: &[u8]) -> std::result::Result<(), Failed> {
+    /// Seals the frames of `recs`, placed in the active segment and laid end to end in
+    /// `bytes`, with its salt (several side by side: `verify::seal_frames`), and writes
+    /// them where they end: at the segment's offset.
+    fn write_run(&mut self, bytes: &mut [u8], recs: &[Rec]) -> std::result::Result<(), Failed> {
         if bytes.is_empty() {
             return Ok(());
         }
         let Some(a) = self.active.as_mut() else {
             unreachable!("bytes were placed in a segment")
         };
+        verify::seal_frames(a.salt, bytes, recs.iter().map(|r| r.frame_len as usize));
+        let bytes = &*bytes;
         let at = a.offset - bytes.len() as u64;
         a.dirty = true;
         a.file().and_then(|f| f.write_all_at(bytes, at)).map_err(|e| Failed {

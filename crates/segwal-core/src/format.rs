@@ -145,8 +145,15 @@ pub fn mark_sync_point(frame: &mut [u8]) {
 /// The checksum covers everything in the frame but itself, trailer length included.
 #[inline]
 pub fn seal(frame: &mut [u8], salt: u32) {
+    let crc = crc32c::crc32c_append(salt, checksummed(frame));
+    store_checksum(frame, crc);
+}
+
+/// Writes a frame's checksum where it goes (its first and last four bytes).
+#[inline]
+pub fn store_checksum(frame: &mut [u8], crc: u32) {
     let n = frame.len();
-    let crc = crc32c::crc32c_append(salt, checksummed(frame)).to_le_bytes();
+    let crc = crc.to_le_bytes();
     frame[0..4].copy_from_slice(&crc);
     frame[n - 4..n].copy_from_slice(&crc);
 }
