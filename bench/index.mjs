@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { cleanup, fmtNum, scratchRoot, table } from './lib.mjs'
+import { cleanup, fmtNum, logGaps, scratchRoot, table } from './lib.mjs'
 import { loadLevel, loadLmdb, loadSegwal } from './peers.mjs'
 import { WORKLOADS, params, runChild } from './workloads.mjs'
 
@@ -27,6 +27,8 @@ usage: npm run bench -- [options]        (or: node bench/index.mjs [options])
   --json              print one JSON document on stdout (tables go to stderr)
   --only a,b,...      run only these workloads (names below)
   --runs N            runs per system (default 5 full, 3 quick; interleaved A B C A B C)
+  --gaps              log every event-loop gap over 5 ms as it happens, with its run and
+                      the V8 collection inside it (issue #11 target 8)
   --open-gib N        size of the big WAL of the open workload (default 10 in full mode,
                       0.125 in quick mode; scaled down if the disk lacks space)
   --engine-json FILE  results of 'cargo bench -p segwal-core --bench wal_throughput'
@@ -56,6 +58,7 @@ function parse(argv) {
     else if (a === '--json') o.json = true
     else if (a === '--only') o.only = val().split(',').map((s) => s.trim()).filter(Boolean)
     else if (a === '--runs') o.runs = Math.max(1, parseInt(val(), 10))
+    else if (a === '--gaps') o.gaps = true
     else if (a === '--open-gib') o.openGiB = parseFloat(val())
     else if (a === '--engine-json') o.engineJson = val()
     else throw new Error(`unknown option ${a} (see --help)`)
@@ -140,6 +143,7 @@ async function main() {
   if (!lmdb) log(`lmdb is not installed (${loadLmdb.error?.message}); its rows are skipped (npm install)`)
   if (!level) log(`classic-level is not installed (${loadLevel.error?.message}); its rows are skipped (npm install)`)
 
+  if (o.gaps) logGaps(5, log)
   const P = params(o.quick, o)
   P.quick = o.quick
   const ctx = {

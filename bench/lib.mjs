@@ -3,7 +3,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { performance } from 'node:perf_hooks'
+import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
@@ -71,27 +71,102 @@ export class Latencies {
 /**
  * The largest gap between two ticks of a 1 ms setInterval while a workload runs: how long
  * the event loop was unable to run a timer (ideally ~1 ms; a blocking call shows up here).
+ * Also how much of that gap V8's collector took (`gcMs`, `gcKind`): issue #11 target 8
+ * counts the collections a library's allocations cause, and this says which gaps they are.
  */
 export class LoopGap {
   start() {
     this.max = 0
+    this.maxFrom = 0
     this.last = now()
     this.paused = false
-    this.timer = setInterval(() => {
-      const t = now()
-      if (t - this.last > this.max) this.max = t - this.last
-      this.last = t
-    }, 1)
+    if (gapLog) this.sched = jsThreadSched()
+    this.timer = setInterval(() => this.#tick(now()), 1)
     active = this
+    gcWatch.observe({ entryTypes: ['gc'] })
+    gcEntries.length = 0
     return this
+  }
+  #tick(t) {
+    const gap = t - this.last
+    if (gap > this.max) {
+      this.max = gap
+      this.maxFrom = this.last
+    }
+    if (gapLog) {
+      const sched = jsThreadSched()
+      if (gap > gapLog.overMs) {
+        const ran = (sched.ran - this.sched.ran) / 1e6
+        const waited = (sched.waited - this.sched.waited) / 1e6
+        gapLog.log(
+          `  loop gap ${gap.toFixed(1)} ms: JS thread ran ${ran.toFixed(1)}, waited for a CPU ${waited.toFixed(1)}, ` +
+            `slept ${Math.max(0, gap - ran - waited).toFixed(1)}${gcText(this.last, t)}`,
+        )
+      }
+      this.sched = sched
+    }
+    this.last = t
   }
   stop() {
     clearInterval(this.timer)
-    const t = now()
-    if (!this.paused && t - this.last > this.max) this.max = t - this.last
+    if (!this.paused) this.#tick(now())
     if (active === this) active = null
+    gcEntries.push(...gcWatch.takeRecords())
+    gcWatch.disconnect()
+    const gc = gcWithin(this.maxFrom, this.maxFrom + this.max)
+    this.gcMs = gc.ms
+    this.gcKind = gc.kind
     return this.max
   }
+}
+
+// V8's collections while a LoopGap runs (PerformanceObserver delivers them a turn late,
+// so `stop()` takes the rest with `takeRecords()`).
+const gcEntries = []
+const gcWatch = new PerformanceObserver((list) => gcEntries.push(...list.getEntries()))
+const GC_KINDS = {
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'scavenge',
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'mark-compact',
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental marking',
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak callbacks',
+}
+
+/** Milliseconds of collection inside [from, to], and the longest one's kind. */
+function gcWithin(from, to) {
+  let ms = 0
+  let longest = null
+  for (const e of gcEntries) {
+    const overlap = Math.min(to, e.startTime + e.duration) - Math.max(from, e.startTime)
+    if (overlap <= 0) continue
+    ms += overlap
+    if (!longest || e.duration > longest.duration) longest = e
+  }
+  return { ms, kind: longest ? (GC_KINDS[longest.detail?.kind ?? longest.kind] ?? 'gc') : null }
+}
+
+function gcText(from, to) {
+  const gc = gcWithin(from, to)
+  return gc.ms > 0 ? ` (${gc.ms.toFixed(1)} ms of it V8's ${gc.kind})` : ''
+}
+
+/**
+ * The JS thread's time on a CPU and waiting in a run queue so far (ns, Linux schedstat):
+ * a gap the thread spent running is work on the loop; one spent waiting is the machine's
+ * (other threads, the VM); the rest it slept (a lock, a blocking call).
+ */
+function jsThreadSched() {
+  try {
+    const [ran, waited] = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number)
+    return { ran, waited }
+  } catch {
+    return { ran: NaN, waited: NaN }
+  }
+}
+
+/** `--gaps`: log every loop gap longer than `overMs` as it happens (with the GC inside). */
+let gapLog = null
+export function logGaps(overMs, log) {
+  gapLog = { overMs, log }
 }
 
 let active = null
@@ -230,6 +305,7 @@ export async function interleave(systems, runs, log) {
       const s = systems[i]
       if (s.skip) continue
       await settle()
+      gapLog?.log(`  ${s.name}, run ${r + 1}:`)
       const gap = new LoopGap().start()
       let res
       try {
@@ -241,6 +317,7 @@ export async function interleave(systems, runs, log) {
         continue
       }
       res.gap = gap.stop()
+      res.gapGc = { ms: gap.gcMs, kind: gap.gcKind }
       results[i].push(res)
     }
   }
@@ -258,6 +335,8 @@ export function aggregate(s, rs) {
     p50: pick((r) => r.lat?.p50),
     p99: pick((r) => r.lat?.p99),
     maxGapMs: Math.max(...rs.map((r) => r.gap)),
+    // V8's collection inside that largest gap (see LoopGap).
+    maxGapGc: rs.reduce((a, b) => (b.gap > a.gap ? b : a)).gapGc,
     medianGapMs: median(rs.map((r) => r.gap)),
     seconds: pick((r) => r.seconds),
     extra: rs[Math.floor(rs.length / 2)].extra,
@@ -273,6 +352,10 @@ export function fmtNum(x, digits = 0) {
   if (Math.abs(x) >= 1e6 && digits === 0) return (x / 1e6).toFixed(2) + 'M'
   return x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 }
+// The first toLocaleString loads ICU's number formatting: 19-30 ms of the JS thread here,
+// which landed in the loop-gap window of whichever run formatted a number first (durable1's
+// first segwal run, when run alone). Paid once now, outside every window.
+fmtNum(1234.5, 1)
 
 export function fmtMs(x) {
   if (x == null || Number.isNaN(x)) return '-'
