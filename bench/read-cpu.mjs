@@ -3,7 +3,7 @@
 // how much CPU the process got: the process (every thread: the reader on libuv's pool,
 // V8's collector threads) and the JS thread alone, from /proc/*/schedstat (nanoseconds).
 //
-//   node --expose-gc bench/read-cpu.mjs [record bytes] [records] [runs] [batches|stream|floor ...]
+//   node --expose-gc bench/read-cpu.mjs [record bytes] [records] [runs] [batches|stream|floor ...] [--grown]
 //
 // `floor` is the for-await floor of bench/floors.mjs (a Buffer view, a record object and a
 // settled promise per record, no I/O), measured in the same process. Medians of `runs`.
@@ -11,6 +11,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { PerformanceObserver, constants } from 'node:perf_hooks'
+import { getHeapSpaceStatistics } from 'node:v8'
 import { viewIterator } from './floors.mjs'
 import { sumBatches, sumRecords } from './lib.mjs'
 import { openSegwal, payload } from './peers.mjs'
@@ -18,7 +19,13 @@ import { openSegwal, payload } from './peers.mjs'
 const size = Number(process.argv[2] ?? 128)
 const count = Number(process.argv[3] ?? 1_000_000)
 const RUNS = Number(process.argv[4] ?? 5)
-const modes = process.argv.length > 5 ? process.argv.slice(5) : ['batches', 'stream', 'floor']
+const args = process.argv.slice(5)
+// `--grown`: first grow V8's young generation to its largest, as a process that keeps many
+// young objects alive does (the bench's earlier workloads, a server with requests in
+// flight); batch streams must not fall back to a mark-compact per 64 MiB there either.
+const grown = args.includes('--grown')
+const modes = args.filter((a) => a !== '--grown')
+if (modes.length === 0) modes.push('batches', 'stream', 'floor')
 
 const ms = (file) => Number(fs.readFileSync(file, 'utf8').split(' ')[0]) / 1e6
 const jsThreadMs = () => ms('/proc/thread-self/schedstat')
@@ -44,6 +51,18 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] })
 // The observer hears of collections a turn or two later.
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20))
+
+const youngKiB = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size >> 10
+if (grown) {
+  let kept = []
+  for (let round = 0; round < 40; round++) {
+    kept.push(Array.from({ length: 100_000 }, (_, i) => ({ i, p: Promise.resolve(i) })))
+    if (kept.length > 3) kept.shift()
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  kept = null
+  console.log(`young generation grown to ${youngKiB()} KiB`)
+}
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segwal-read-cpu-'))
 const wal = await openSegwal(dir, { sync: 'none' })

@@ -4,6 +4,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
+import { getHeapSpaceStatistics } from 'node:v8'
 import { Batch, type RecordBatch, type WalRecord } from './batch'
 import type { ReadScan } from './binding'
 import { invalidArgument } from './errors'
@@ -176,12 +177,38 @@ export class RecordStream extends Pulls<WalRecord> implements WalStream {
  * stream makes almost no garbage of its own, so no scavenge came before the batches'
  * external memory added up to V8's limit (64 MiB), and every 64 MiB streamed cost a
  * mark-compact: about a third of the process's CPU at 4 KiB records (bench/read-cpu.mjs).
- * So each batch brings young-generation garbage of 1/16 of its bytes (one holey array,
- * a memset's cost): the young generation then fills, and is scavenged, first. Where the
- * young generation has grown large, this only costs its allocation.
+ * So each batch brings young-generation garbage (one holey array, a memset's cost) sized
+ * so that the young generation fills, and is scavenged, at least every
+ * `SCAVENGE_EVERY` batch bytes. How much that takes depends on the young generation's
+ * size, which V8 grows (1 to 16 MiB a semi-space) in a process that keeps many young
+ * objects alive, as a server with requests in flight does: a fixed 1/16 left such a
+ * process with a mark-compact per 80 MiB streamed again, and 20-25% more CPU per record
+ * (`node --expose-gc bench/read-cpu.mjs 4096 65536 5 batches --grown`: 15-16
+ * mark-compacts in 1.25 GiB before, none now). So the share follows the young
+ * generation's size (1/16 to 1/2), looked up every `BALLAST_REFRESH` batches.
  */
-const BALLAST_SHIFT = 7 // bytes / 16 / 8-byte slots
+const SCAVENGE_EVERY = 48 << 20
+const BALLAST_REFRESH = 32
+const BALLAST_ARRAY_SLOTS = (64 << 10) / 8
+let ballastShare = 1 / 16
+let ballastBatches = 0
 let ballast: unknown[] = []
+
+/** Young garbage for a batch of `bytes` (see above). */
+function addBallast(bytes: number): void {
+  if (ballastBatches++ % BALLAST_REFRESH === 0) {
+    const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')
+    // `space_size` is both semi-spaces; a scavenge comes when one of them is full.
+    const semi = young === undefined ? 0 : young.space_size / 2
+    ballastShare = Math.min(1 / 2, Math.max(1 / 16, semi / SCAVENGE_EVERY))
+  }
+  // In arrays of at most 64 KiB: V8 puts an object over 128 KiB in a space of its own,
+  // mapped and unmapped one by one (page faults, 2-4x the JS thread's time per batch).
+  ballast = []
+  for (let slots = Math.floor((bytes * ballastShare) / 8); slots > 0; slots -= BALLAST_ARRAY_SLOTS) {
+    ballast.push(new Array(Math.min(slots, BALLAST_ARRAY_SLOTS)))
+  }
+}
 
 /** The stream of batches (not exported from the package: users see {@link WalBatchStream}). */
 export class BatchStream extends Pulls<RecordBatch> implements WalBatchStream {
@@ -212,7 +239,7 @@ export class BatchStream extends Pulls<RecordBatch> implements WalBatchStream {
       if (b !== undefined && r.at < r.end) {
         // A reader's batch starts at its first record (`at` is 0 here).
         const batch = new Batch(r.partition, b, r.end - r.at)
-        ballast = new Array(b.data.length >>> BALLAST_SHIFT)
+        addBallast(b.data.length)
         r.at = r.end
         return { done: false, value: batch }
       }
