@@ -1,0 +1,45 @@
+// Child of api-stream-gc.test.mjs: streams 192 MiB of 4 KiB records with streamBatches()
+// in a process whose young generation V8 has grown to its largest (as a server's with
+// many requests in flight), and counts the collections V8 made meanwhile. Batches must
+// come back to the pool through scavenges, not through a mark-compact per ~64 MiB of
+// batch memory (lib/stream.ts, `addBallast`). Prints one JSON line.
+import { PerformanceObserver, constants } from 'node:perf_hooks'
+import { getHeapSpaceStatistics } from 'node:v8'
+import { Wal } from 'segwal'
+
+const RECORD = 4096
+const RECORDS = 48 * 1024 // 192 MiB
+const youngKiB = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size >> 10
+
+const wal = await Wal.open(process.argv[2], { sync: 'none' })
+const rec = Buffer.alloc(RECORD, 7)
+const batch = Array(256).fill(rec)
+for (let done = 0; done < RECORDS; done += batch.length) await wal.appendBatch(1, batch)
+
+// Young objects that survive a few scavenges make V8 grow the young generation.
+let kept = []
+for (let round = 0; round < 40; round++) {
+  kept.push(Array.from({ length: 100_000 }, (_, i) => ({ i, p: Promise.resolve(i) })))
+  if (kept.length > 3) kept.shift()
+  await new Promise((resolve) => setImmediate(resolve))
+}
+kept = null
+const young = youngKiB()
+globalThis.gc()
+
+const gcs = { major: 0, minor: 0 }
+const observer = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (e.detail?.flags & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) continue
+    if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcs.major++
+    else if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) gcs.minor++
+  }
+})
+observer.observe({ entryTypes: ['gc'] })
+let records = 0
+for await (const b of wal.streamBatches(1)) records += b.count
+// The observer hears of the last collections a turn or two later.
+await new Promise((resolve) => setTimeout(resolve, 50))
+observer.disconnect()
+console.log(JSON.stringify({ young, records, ...gcs }))
+await wal.close()
