@@ -17,6 +17,7 @@ mod pending;
 mod reader;
 mod recovery;
 pub mod segment;
+mod stage;
 mod truncate;
 mod verify;
 mod wal;

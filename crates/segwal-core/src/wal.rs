@@ -10,16 +10,13 @@ use std::thread::JoinHandle;
 use crate::acks::Ack;
 use crate::engine::Inner;
 use crate::error::{Error, ErrorCode, Result};
-use crate::format::{self, FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
+use crate::format;
 use crate::fs::{Fs, OsFs};
 use crate::options::{Options, SyncMode, Truncation, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
-use crate::partition::{Item, PState, PurgeResult, Rec, STAGE_CAP};
+use crate::partition::{Item, PurgeResult};
 use crate::pending::{Done, Pending, Reply};
 use crate::reader::{Reader, Start};
-
-/// What `stage_many` reserves beyond a run's cap (see `PState::frames_mut`): the facade
-/// stages records up to 64 KiB, so the frame crossing the cap fits without a regrowth.
-const STAGE_SLACK: usize = 64 * 1024 + FRAME_OVERHEAD;
+use crate::stage;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
@@ -61,20 +58,6 @@ fn check_options(opts: &Options) -> Result<()> {
         if d.is_zero() {
             return Err(Error::invalid("sync.intervalMs must be a positive number"));
         }
-    }
-    Ok(())
-}
-
-fn check_record_fits(opts: &Options, frames: u64, what: &str) -> Result<()> {
-    let room = opts.segment_size - SEGMENT_HEADER_LEN as u64;
-    if frames > room || frames > format::MAX_PAYLOAD_LEN + FRAME_OVERHEAD as u64 {
-        return Err(Error::new(
-            ErrorCode::RecordTooLarge,
-            format!(
-                "{what} needs {frames} bytes framed but a segment holds at most {room} (segmentSize {})",
-                opts.segment_size
-            ),
-        ));
     }
     Ok(())
 }
@@ -141,7 +124,7 @@ impl Wal {
     /// Stages one record; returns its LSN. The acknowledgement comes through `take_acks`,
     /// with the record's position.
     pub fn append(&self, partition: u16, payload: &[u8]) -> Result<u64> {
-        self.stage(partition, payload, None)
+        stage::one(&self.inner, partition, payload, None)
     }
 
     /// Stages one record whose caller holds no promise (it learns of the record from the
@@ -149,7 +132,7 @@ impl Wal {
     /// staged only if it gets exactly that LSN: a caller that hands LSNs out before they
     /// reach the engine can never have told its user a different one.
     pub fn write(&self, partition: u16, payload: &[u8], expected_lsn: Option<u64>) -> Result<u64> {
-        self.stage(partition, payload, Some(expected_lsn))
+        stage::one(&self.inner, partition, payload, Some(expected_lsn))
     }
 
     /// The LSN the next record staged on `partition` gets.
@@ -160,12 +143,7 @@ impl Wal {
 
     /// The largest payload one record may have (a larger one is `RecordTooLarge`).
     pub fn max_payload(&self) -> u64 {
-        let room = (self.inner.opts.segment_size - SEGMENT_HEADER_LEN as u64).min(format::MAX_PAYLOAD_LEN);
-        let mut n = room.saturating_sub(FRAME_OVERHEAD as u64);
-        while n > 0 && format::frame_len(n as usize) as u64 > room {
-            n -= 1;
-        }
-        n
+        stage::max_payload(&self.inner.opts)
     }
 
     /// Stages records laid end to end in `data` (record `i`: `lens[i]` bytes, to
@@ -174,131 +152,7 @@ impl Wal {
     /// (see `write`); each becomes the record's LSN, or 0 when it failed with the error
     /// returned for it.
     pub fn stage_many(&self, data: &[u8], lens: &[u32], parts: &[u16], lsns: &mut [u64]) -> Vec<(usize, Error)> {
-        let n = lens.len().min(parts.len()).min(lsns.len());
-        let mut errors = Vec::new();
-        // A frame no larger than this fits an empty segment (see `check_record_fits`).
-        let room = (self.inner.opts.segment_size - SEGMENT_HEADER_LEN as u64)
-            .min(format::MAX_PAYLOAD_LEN + FRAME_OVERHEAD as u64);
-        let mut at = 0usize;
-        let mut i = 0;
-        while i < n {
-            let id = parts[i];
-            let run = i + parts[i..n].iter().take_while(|&&q| q == id).count();
-            let p = self.inner.partition(id);
-            let mut st = p.lock();
-            let writable = self.inner.check_writable(&st);
-            // Frame bytes of the run not staged yet: reserved in one go, so that staging
-            // a tick's records neither regrows nor copies the run's buffer.
-            let mut left: usize = lens[i..run].iter().map(|&l| format::frame_len(l as usize)).sum();
-            let mut staged = 0;
-            for k in i..run {
-                let len = lens[k] as usize;
-                let end = at + len;
-                let flen = format::frame_len(len);
-                let expected = lsns[k];
-                // The common case inline: a record that fits, at the LSN it must get.
-                let fast = writable.is_ok()
-                    && end <= data.len()
-                    && flen as u64 <= room
-                    && (expected == 0 || expected == st.next_lsn);
-                let r = if fast {
-                    let lsn = st.next_lsn;
-                    st.next_lsn += 1;
-                    st.unsettled += 1;
-                    st.unsettled_bytes += len as u64;
-                    let f = st.frames_mut();
-                    if f.buf.capacity() - f.buf.len() < flen {
-                        // Up to where `frames_mut` starts a new run, and the frame that crosses it.
-                        let to_cap = STAGE_CAP.saturating_sub(f.buf.len()) + STAGE_SLACK;
-                        f.buf.reserve(left.min(to_cap).max(flen));
-                    }
-                    if f.recs.capacity() == f.recs.len() {
-                        let to_cap = STAGE_CAP.saturating_sub(f.buf.len()) / FRAME_OVERHEAD + 1;
-                        f.recs.reserve((run - k).min(to_cap));
-                    }
-                    format::push_frame(&mut f.buf, lsn, 0, &data[at..end]);
-                    f.recs.push(Rec {
-                        lsn,
-                        frame_len: flen as u32,
-                        batch_left: 0,
-                        payload_len: len as u32,
-                        single: expected == 0,
-                    });
-                    Ok(lsn)
-                } else {
-                    match (&writable, data.get(at..end)) {
-                        (Err(e), _) => Err(e.clone()),
-                        (Ok(()), None) => Err(Error::invalid("record lengths exceed the staged data")),
-                        (Ok(()), Some(payload)) => {
-                            let write = (expected != 0).then_some(Some(expected));
-                            self.stage_locked(&mut st, id, payload, write)
-                        }
-                    }
-                };
-                left -= flen;
-                at = end;
-                match r {
-                    Ok(lsn) => {
-                        lsns[k] = lsn;
-                        staged += 1;
-                    }
-                    Err(e) => {
-                        lsns[k] = 0;
-                        errors.push((k, e));
-                    }
-                }
-            }
-            if staged > 0 {
-                self.inner.counters.appends.fetch_add(staged, Relaxed);
-                self.inner.schedule(&p, st);
-            }
-            i = run;
-        }
-        errors
-    }
-
-    /// `write` is `Some(expected)`: a written record; `None`: an append.
-    fn stage(&self, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
-        // A record too large for any segment is refused as such whatever the WAL's
-        // state (as `append_batch` does): the caller's argument is wrong, not the disk.
-        check_record_fits(&self.inner.opts, format::frame_len(payload.len()) as u64, "payload")?;
-        let p = self.inner.partition(partition);
-        let mut st = p.lock();
-        self.inner.check_writable(&st)?;
-        let lsn = self.stage_locked(&mut st, partition, payload, write)?;
-        self.inner.schedule(&p, st);
-        self.inner.counters.appends.fetch_add(1, Relaxed);
-        Ok(lsn)
-    }
-
-    /// One record into the partition's staging, its lock held and writability checked.
-    fn stage_locked(&self, st: &mut PState, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
-        let frame_len = format::frame_len(payload.len());
-        check_record_fits(&self.inner.opts, frame_len as u64, "payload")?;
-        let lsn = st.next_lsn;
-        if let Some(Some(expected)) = write {
-            if expected != lsn {
-                return Err(Error::new(
-                    ErrorCode::Io,
-                    format!(
-                        "internal error: record expected LSN {expected} of partition {partition}, the next is {lsn}"
-                    ),
-                ));
-            }
-        }
-        st.next_lsn += 1;
-        st.unsettled += 1;
-        st.unsettled_bytes += payload.len() as u64;
-        let f = st.frames_mut();
-        format::push_frame(&mut f.buf, lsn, 0, payload);
-        f.recs.push(Rec {
-            lsn,
-            frame_len: frame_len as u32,
-            batch_left: 0,
-            payload_len: payload.len() as u32,
-            single: write.is_none(),
-        });
-        Ok(lsn)
+        stage::many(&self.inner, data, lens, parts, lsns)
     }
 
     /// Stages a batch that will be in one segment and survive a crash whole or not at all.
@@ -306,34 +160,7 @@ impl Wal {
         if payloads.is_empty() {
             return Err(Error::invalid("payloads must hold at least one record"));
         }
-        let total: u64 = payloads.iter().map(|x| format::frame_len(x.len()) as u64).sum();
-        check_record_fits(&self.inner.opts, total, "payloads")?;
-        let n = payloads.len() as u64;
-        let p = self.inner.partition(partition);
-        let mut st = p.lock();
-        self.inner.check_writable(&st)?;
-        let first = st.next_lsn;
-        st.next_lsn += n;
-        st.unsettled += n;
-        st.unsettled_bytes += payloads.iter().map(|x| x.len() as u64).sum::<u64>();
-        let f = st.frames_mut();
-        f.buf.reserve(total as usize);
-        for (i, payload) in payloads.iter().enumerate() {
-            let lsn = first + i as u64;
-            let left = (payloads.len() - 1 - i) as u32;
-            format::push_frame(&mut f.buf, lsn, left, payload);
-            f.recs.push(Rec {
-                lsn,
-                frame_len: format::frame_len(payload.len()) as u32,
-                batch_left: left,
-                payload_len: payload.len() as u32,
-                single: false,
-            });
-        }
-        self.inner.schedule(&p, st);
-        self.inner.counters.appends.fetch_add(n, Relaxed);
-        self.inner.counters.batches.fetch_add(1, Relaxed);
-        Ok((first, first + n - 1))
+        stage::batch(&self.inner, partition, payloads)
     }
 
     /// Everything acknowledged or failed since the last call, per partition, in order.
