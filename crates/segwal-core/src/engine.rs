@@ -91,6 +91,16 @@ impl Sched {
     }
 }
 
+fn is_control(item: &Item) -> bool {
+    !matches!(item, Item::Frames(_))
+}
+
+/// Whether the round a writer gathers (`Inner::gather`) may start: as many records as it
+/// waits for are staged, or a control operation was queued (it waits for nobody's appends).
+fn gathered(st: &PState) -> bool {
+    st.unsettled >= st.gather_until || st.queue.back().is_some_and(is_control)
+}
+
 /// The directory holding `d` (`.` for a relative name with no parent part).
 fn parent_dir(d: &Path) -> Option<PathBuf> {
     let p = d.parent()?;
@@ -278,9 +288,7 @@ impl Inner {
     /// writers have stopped (a call that raced with `close`), settles what was queued
     /// with `WAL_CLOSED` instead: nothing may wait on writers that are gone.
     pub fn schedule(&self, p: &Arc<Partition>, mut st: MutexGuard<'_, PState>) {
-        if st.gather_until != 0
-            && (st.unsettled >= st.gather_until || st.queue.back().is_some_and(|i| !matches!(i, Item::Frames(_))))
-        {
+        if st.gather_until != 0 && gathered(&st) {
             st.gather_until = 0;
             p.gathered.notify_one();
         }
@@ -448,16 +456,17 @@ impl Inner {
     /// (cargo bench durable 64: 37 records per fdatasync). Waiting costs at most one
     /// fdatasync's time and only when fewer came back than last time; a caller that hands
     /// them over in one go (the Node facade's crossing) never waits.
-    fn gather<'a>(
-        &self,
-        p: &'a Partition,
-        mut st: std::sync::MutexGuard<'a, PState>,
-    ) -> std::sync::MutexGuard<'a, PState> {
+    fn gather<'a>(&self, p: &'a Partition, mut st: MutexGuard<'a, PState>) -> MutexGuard<'a, PState> {
         let Some(last) = st.last_round else { return st };
+        // `gathered` looks only at the queue's back: `schedule` runs it after every push,
+        // so a control item queued while this writer waits is seen there. One queued
+        // before it began to wait was not: looked for here, once.
+        if st.queue.iter().any(is_control) {
+            return st;
+        }
         let deadline = last.at + last.sync_took;
-        let frames_only = |st: &PState| st.queue.iter().all(|i| matches!(i, Item::Frames(_)));
         st.gather_until = last.records;
-        while st.unsettled < last.records && frames_only(&st) {
+        while !gathered(&st) {
             let now = std::time::Instant::now();
             if now >= deadline {
                 break;
@@ -470,6 +479,28 @@ impl Inner {
         }
         st.gather_until = 0;
         st
+    }
+
+    /// After a round: the partition goes to the back of the writers' queue if more is
+    /// staged (still `scheduled`), else it is idle until the next `schedule`.
+    fn after_round(&self, p: &Arc<Partition>) {
+        let mut st = p.lock();
+        if st.queue.is_empty() {
+            st.scheduled = false;
+            drop(st);
+        } else {
+            // Under the partition lock: lock order partition, then scheduler (as `schedule`).
+            let mut s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
+            s.ready.push_back(p.clone());
+            // The writer that ran the round takes the queue's head next; a parked one is
+            // needed only for work beyond that.
+            let wake = s.sleepers > 0 && s.ready.len() > 1;
+            drop(s);
+            drop(st);
+            if wake {
+                self.sched_cv.notify_one();
+            }
+        }
     }
 
     /// Closes the files of the least recently written parked segments beyond half of
@@ -528,28 +559,6 @@ impl Inner {
             commit::fail_item(item, e);
         }
         self.acks.publish(p.id);
-    }
-
-    /// After a round: the partition goes to the back of the writers' queue if more is
-    /// staged (still `scheduled`), else it is idle until the next `schedule`.
-    fn after_round(&self, p: &Arc<Partition>) {
-        let mut st = p.lock();
-        if st.queue.is_empty() {
-            st.scheduled = false;
-            drop(st);
-        } else {
-            // Under the partition lock: lock order partition, then scheduler (as `schedule`).
-            let mut s = self.sched.lock().unwrap_or_else(|p| p.into_inner());
-            s.ready.push_back(p.clone());
-            // The writer that ran the round takes the queue's head next; a parked one is
-            // needed only for work beyond that.
-            let wake = s.sleepers > 0 && s.ready.len() > 1;
-            drop(s);
-            drop(st);
-            if wake {
-                self.sched_cv.notify_one();
-            }
-        }
     }
 
     /// Starts a close: every later call fails with `WAL_CLOSED` at once, and the returned
