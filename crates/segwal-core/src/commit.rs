@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 
-use crate::engine::Inner;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::options::SyncMode;
@@ -32,7 +32,7 @@ struct Round {
 }
 
 struct Writer<'a> {
-    inner: &'a Inner,
+    inner: &'a Engine,
     p: &'a Partition,
     active: Option<Active>,
     /// Index of the spare made ahead (see `segment::create_spare`).
@@ -54,8 +54,8 @@ struct Failed {
 /// syncs as the mode asks and publishes. Acks it records are announced by the caller
 /// once it holds no lock (see `Acks::record`). On an error the round is rolled back and
 /// the error returned: everything staged and unacknowledged must then be failed
-/// (`Inner::fail_all`).
-pub(crate) fn round(inner: &Inner, p: &Partition, mut st: MutexGuard<'_, PState>) -> Result<()> {
+/// (`Engine::fail_all`).
+pub(crate) fn round(inner: &Engine, p: &Partition, mut st: MutexGuard<'_, PState>) -> Result<()> {
     let items = take_round(&mut st.queue);
     let (active, spare, next_index) = (st.active.take(), st.spare.take(), st.next_index);
     drop(st);
@@ -164,7 +164,7 @@ pub(crate) fn fail_item(item: Item, e: &Error) {
 
 impl Writer<'_> {
     /// Opens the active segment's file if it was closed while parked, and notes the
-    /// round for `Inner::close_idle_files`.
+    /// round for `Engine::close_idle_files`.
     fn open_active(&mut self) -> std::result::Result<(), Failed> {
         let tick = self.inner.rounds.fetch_add(1, Ordering::Relaxed);
         let Some(a) = self.active.as_mut() else { return Ok(()) };

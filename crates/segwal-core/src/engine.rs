@@ -38,7 +38,7 @@ pub(crate) struct Counters {
     pub bytes_written: AtomicU64,
 }
 
-pub(crate) struct Inner {
+pub(crate) struct Engine {
     pub dir: PathBuf,
     pub fs: Arc<dyn Fs>,
     pub opts: Options,
@@ -56,7 +56,7 @@ pub(crate) struct Inner {
     pub files_opened: AtomicUsize,
     /// Read descriptors shared by all readers (see handles.rs).
     pub read_handles: Arc<ReadHandles>,
-    /// Writers gather rounds (see `Inner::gather`): writer threads with `SyncMode::Always`
+    /// Writers gather rounds (see `Engine::gather`): writer threads with `SyncMode::Always`
     /// (a driven WAL's steps must not wait on the clock).
     gathers: bool,
     sched: Mutex<Sched>,
@@ -95,7 +95,7 @@ fn is_control(item: &Item) -> bool {
     !matches!(item, Item::Frames(_))
 }
 
-/// Whether the round a writer gathers (`Inner::gather`) may start: as many records as it
+/// Whether the round a writer gathers (`Engine::gather`) may start: as many records as it
 /// waits for are staged, or a control operation was queued (it waits for nobody's appends).
 fn gathered(st: &PState) -> bool {
     st.unsettled >= st.gather_until || st.queue.back().is_some_and(is_control)
@@ -145,10 +145,10 @@ fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn Any + Send + Sync>> {
     })
 }
 
-impl Inner {
+impl Engine {
     /// Takes the lock and recovers: everything of an open but the threads (the options
     /// are checked). `threads`: writer threads will run the rounds (not a `Driver`).
-    pub fn open(dir: &Path, opts: Options, fs: Arc<dyn Fs>, threads: bool) -> Result<Arc<Inner>> {
+    pub fn open(dir: &Path, opts: Options, fs: Arc<dyn Fs>, threads: bool) -> Result<Arc<Engine>> {
         let gathers = threads && opts.sync == SyncMode::Always;
         let dir = dir.to_path_buf();
         let lock = lock_dir(fs.as_ref(), &dir)?;
@@ -157,7 +157,7 @@ impl Inner {
         for (id, st) in found.partitions {
             let _ = parts[id as usize].set(Arc::new(Partition::new(id, st)));
         }
-        let inner = Arc::new(Inner {
+        let engine = Arc::new(Engine {
             dir,
             fs,
             opts,
@@ -189,7 +189,7 @@ impl Inner {
             closing: Mutex::new(None),
             finished: AtomicBool::new(false),
         });
-        Ok(inner)
+        Ok(engine)
     }
 
     /// Starts the writer pool and, for `SyncMode::Interval`, the syncer, into `threads`.
@@ -199,8 +199,8 @@ impl Inner {
         for i in 0..WORKERS {
             self.live_writers.fetch_add(1, Ordering::SeqCst);
             let t = std::thread::Builder::new().name(format!("segwal-writer-{i}")).spawn({
-                let inner = self.clone();
-                move || inner.worker_loop()
+                let engine = self.clone();
+                move || engine.worker_loop()
             });
             match t {
                 Ok(t) => threads.push(t),
@@ -212,8 +212,8 @@ impl Inner {
         }
         if let SyncMode::Interval(period) = self.opts.sync {
             let t = std::thread::Builder::new().name("segwal-syncer".into()).spawn({
-                let inner = self.clone();
-                move || inner.interval_loop(period)
+                let engine = self.clone();
+                move || engine.interval_loop(period)
             });
             match t {
                 Ok(t) => threads.push(t),
@@ -570,8 +570,8 @@ impl Inner {
         }
         let done = Done::new();
         let reply = Reply::new(done.clone());
-        let inner = self.clone();
-        self.sync_everywhere().then(move |r| inner.stop_writers(r, reply));
+        let engine = self.clone();
+        self.sync_everywhere().then(move |r| engine.stop_writers(r, reply));
         if self.live_writers.load(Ordering::SeqCst) == 0 {
             // No partition to sync, or no writer thread (a driven WAL): nothing else would.
             self.finish_close_if_stopped();

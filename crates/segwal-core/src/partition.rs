@@ -14,7 +14,7 @@ use crate::segment::SegMeta;
 pub struct Partition {
     pub id: u16,
     pub st: Mutex<PState>,
-    /// Wakes a writer gathering the partition's next round (see `Inner::gather`).
+    /// Wakes a writer gathering the partition's next round (see `Engine::gather`).
     pub gathered: Condvar,
     /// Held for writing while `truncate_after` changes files, for reading while a reader
     /// reads them: a reader never sees a file half cut, nor a segment the cut removed.
@@ -50,7 +50,7 @@ impl Partition {
 /// partition; parked in `PState::active` between rounds.
 pub struct Active {
     /// Closed while parked when too many partitions hold one (see
-    /// `Inner::close_idle_files`); the writer reopens it for its next round.
+    /// `Engine::close_idle_files`); the writer reopens it for its next round.
     pub file: Option<Arc<dyn FsFile>>,
     /// The writers' round count when this segment was last written (for closing the
     /// least recently used files first).
@@ -127,7 +127,7 @@ pub struct PState {
     /// where the table still lists records, so readers get this error until a reopen
     /// finishes or undoes the cut (it replays its redo record).
     pub broken: Option<Error>,
-    /// The last round that acknowledged synced records (see `Inner::gather`).
+    /// The last round that acknowledged synced records (see `Engine::gather`).
     pub last_round: Option<LastRound>,
     /// Non-zero while a writer gathers the next round: staging wakes it (`gathered`) once
     /// this many records are unsettled.

@@ -1,13 +1,13 @@
 //! Staging: records into a partition's queue as unsealed frames, under its lock, on the
 //! caller's thread. No I/O and, in the common case, no syscall: the LSN is assigned and
-//! the payload copied, and the partition goes on the writers' queue (`Inner::schedule`).
+//! the payload copied, and the partition goes on the writers' queue (`Engine::schedule`).
 //! Apart from `wal.rs` because this is the per-record path, tuned as one piece (see
 //! PERFORMANCE.md); apart from `commit.rs` because it runs on the caller's thread, not
 //! a writer's.
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::engine::Inner;
+use crate::engine::Engine;
 use crate::error::{Error, ErrorCode, Result};
 use crate::format::{self, FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
 use crate::options::Options;
@@ -48,23 +48,23 @@ fn check_record_fits(opts: &Options, frames: u64, what: &str) -> Result<()> {
 }
 
 /// One record: `Wal::append` (`write` is `None`) or `Wal::write` (`Some(expected)`).
-pub(crate) fn one(inner: &Inner, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
+pub(crate) fn one(engine: &Engine, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
     // A record too large for any segment is refused as such whatever the WAL's
     // state (as `append_batch` does): the caller's argument is wrong, not the disk.
-    check_record_fits(&inner.opts, format::frame_len(payload.len()) as u64, "payload")?;
-    let p = inner.partition(partition);
+    check_record_fits(&engine.opts, format::frame_len(payload.len()) as u64, "payload")?;
+    let p = engine.partition(partition);
     let mut st = p.lock();
-    inner.check_writable(&st)?;
-    let lsn = locked(inner, &mut st, partition, payload, write)?;
-    inner.schedule(&p, st);
-    inner.counters.appends.fetch_add(1, Relaxed);
+    engine.check_writable(&st)?;
+    let lsn = locked(engine, &mut st, partition, payload, write)?;
+    engine.schedule(&p, st);
+    engine.counters.appends.fetch_add(1, Relaxed);
     Ok(lsn)
 }
 
 /// One record into the partition's staging, its lock held and writability checked.
-fn locked(inner: &Inner, st: &mut PState, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
+fn locked(engine: &Engine, st: &mut PState, partition: u16, payload: &[u8], write: Option<Option<u64>>) -> Result<u64> {
     let frame_len = format::frame_len(payload.len());
-    check_record_fits(&inner.opts, frame_len as u64, "payload")?;
+    check_record_fits(&engine.opts, frame_len as u64, "payload")?;
     let lsn = st.next_lsn;
     if let Some(Some(expected)) = write {
         if expected != lsn {
@@ -91,13 +91,13 @@ fn locked(inner: &Inner, st: &mut PState, partition: u16, payload: &[u8], write:
 
 /// Stages a batch (at least one record) that will be in one segment and survive a crash
 /// whole or not at all; returns its first and last LSN.
-pub(crate) fn batch(inner: &Inner, partition: u16, payloads: &[&[u8]]) -> Result<(u64, u64)> {
+pub(crate) fn batch(engine: &Engine, partition: u16, payloads: &[&[u8]]) -> Result<(u64, u64)> {
     let total: u64 = payloads.iter().map(|x| format::frame_len(x.len()) as u64).sum();
-    check_record_fits(&inner.opts, total, "payloads")?;
+    check_record_fits(&engine.opts, total, "payloads")?;
     let n = payloads.len() as u64;
-    let p = inner.partition(partition);
+    let p = engine.partition(partition);
     let mut st = p.lock();
-    inner.check_writable(&st)?;
+    engine.check_writable(&st)?;
     let first = st.next_lsn;
     st.next_lsn += n;
     st.unsettled += n;
@@ -116,25 +116,25 @@ pub(crate) fn batch(inner: &Inner, partition: u16, payloads: &[&[u8]]) -> Result
             single: false,
         });
     }
-    inner.schedule(&p, st);
-    inner.counters.appends.fetch_add(n, Relaxed);
-    inner.counters.batches.fetch_add(1, Relaxed);
+    engine.schedule(&p, st);
+    engine.counters.appends.fetch_add(n, Relaxed);
+    engine.counters.batches.fetch_add(1, Relaxed);
     Ok((first, first + n - 1))
 }
 
 /// `Wal::stage_many`: the common record inline, the rest through `locked`.
-pub(crate) fn many(inner: &Inner, data: &[u8], lens: &[u32], parts: &[u16], lsns: &mut [u64]) -> Vec<(usize, Error)> {
+pub(crate) fn many(engine: &Engine, data: &[u8], lens: &[u32], parts: &[u16], lsns: &mut [u64]) -> Vec<(usize, Error)> {
     let n = lens.len().min(parts.len()).min(lsns.len());
     let mut errors = Vec::new();
-    let room = max_frame(&inner.opts);
+    let room = max_frame(&engine.opts);
     let mut at = 0usize;
     let mut i = 0;
     while i < n {
         let id = parts[i];
         let run = i + parts[i..n].iter().take_while(|&&q| q == id).count();
-        let p = inner.partition(id);
+        let p = engine.partition(id);
         let mut st = p.lock();
-        let writable = inner.check_writable(&st);
+        let writable = engine.check_writable(&st);
         // Frame bytes of the run not staged yet: reserved in one go, so that staging
         // a tick's records neither regrows nor copies the run's buffer.
         let mut left: usize = lens[i..run].iter().map(|&l| format::frame_len(l as usize)).sum();
@@ -179,7 +179,7 @@ pub(crate) fn many(inner: &Inner, data: &[u8], lens: &[u32], parts: &[u16], lsns
                     (Ok(()), None) => Err(Error::invalid("record lengths exceed the staged data")),
                     (Ok(()), Some(payload)) => {
                         let write = (expected != 0).then_some(Some(expected));
-                        locked(inner, &mut st, id, payload, write)
+                        locked(engine, &mut st, id, payload, write)
                     }
                 }
             };
@@ -197,8 +197,8 @@ pub(crate) fn many(inner: &Inner, data: &[u8], lens: &[u32], parts: &[u16], lsns
             }
         }
         if staged > 0 {
-            inner.counters.appends.fetch_add(staged, Relaxed);
-            inner.schedule(&p, st);
+            engine.counters.appends.fetch_add(staged, Relaxed);
+            engine.schedule(&p, st);
         }
         i = run;
     }

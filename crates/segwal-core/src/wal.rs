@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::acks::Ack;
-use crate::engine::Inner;
+use crate::engine::Engine;
 use crate::error::{Error, ErrorCode, Result};
 use crate::format;
 use crate::fs::{Fs, OsFs};
@@ -70,7 +70,7 @@ fn lsn_out_of_range(lsn: u64, last: u64) -> Error {
 }
 
 pub struct Wal {
-    inner: Arc<Inner>,
+    engine: Arc<Engine>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -82,11 +82,11 @@ impl Wal {
     /// Opens through another file system (tests inject faults and power loss).
     pub fn open_with(dir: impl AsRef<Path>, opts: Options, fs: Arc<dyn Fs>) -> Result<Wal> {
         check_options(&opts)?;
-        let inner = Inner::open(dir.as_ref(), opts, fs, true)?;
+        let engine = Engine::open(dir.as_ref(), opts, fs, true)?;
         let mut threads = Vec::new();
-        let started = inner.start_threads(&mut threads);
+        let started = engine.start_threads(&mut threads);
         let wal = Wal {
-            inner,
+            engine,
             threads: Mutex::new(threads),
         };
         started?; // on an error `wal` drops: closes, joining the threads started
@@ -99,32 +99,32 @@ impl Wal {
     /// Nothing is written and nothing is acknowledged until the driver runs.
     pub fn open_driven(dir: impl AsRef<Path>, opts: Options, fs: Arc<dyn Fs>) -> Result<(Wal, Driver)> {
         check_options(&opts)?;
-        let inner = Inner::open(dir.as_ref(), opts, fs, false)?;
+        let engine = Engine::open(dir.as_ref(), opts, fs, false)?;
         let wal = Wal {
-            inner: inner.clone(),
+            engine: engine.clone(),
             threads: Mutex::new(Vec::new()),
         };
-        Ok((wal, Driver { inner }))
+        Ok((wal, Driver { engine }))
     }
 
     /// Called (from engine threads, at most once until `take_acks` runs) when there are
     /// acknowledgements to take.
     pub fn set_notifier(&self, f: Arc<dyn Fn() + Send + Sync>) {
-        self.inner.acks.set_notifier(f);
+        self.engine.acks.set_notifier(f);
     }
 
     pub fn recovery(&self) -> Vec<Truncation> {
-        self.inner.recovery.clone()
+        self.engine.recovery.clone()
     }
 
     pub fn dir(&self) -> &Path {
-        &self.inner.dir
+        &self.engine.dir
     }
 
     /// Stages one record; returns its LSN. The acknowledgement comes through `take_acks`,
     /// with the record's position.
     pub fn append(&self, partition: u16, payload: &[u8]) -> Result<u64> {
-        stage::one(&self.inner, partition, payload, None)
+        stage::one(&self.engine, partition, payload, None)
     }
 
     /// Stages one record whose caller holds no promise (it learns of the record from the
@@ -132,18 +132,18 @@ impl Wal {
     /// staged only if it gets exactly that LSN: a caller that hands LSNs out before they
     /// reach the engine can never have told its user a different one.
     pub fn write(&self, partition: u16, payload: &[u8], expected_lsn: Option<u64>) -> Result<u64> {
-        stage::one(&self.inner, partition, payload, Some(expected_lsn))
+        stage::one(&self.engine, partition, payload, Some(expected_lsn))
     }
 
     /// The LSN the next record staged on `partition` gets.
     pub fn next_lsn(&self, partition: u16) -> Result<u64> {
-        self.inner.check_open()?;
-        Ok(self.inner.existing(partition).map_or(1, |p| p.lock().next_lsn))
+        self.engine.check_open()?;
+        Ok(self.engine.existing(partition).map_or(1, |p| p.lock().next_lsn))
     }
 
     /// The largest payload one record may have (a larger one is `RecordTooLarge`).
     pub fn max_payload(&self) -> u64 {
-        stage::max_payload(&self.inner.opts)
+        stage::max_payload(&self.engine.opts)
     }
 
     /// Stages records laid end to end in `data` (record `i`: `lens[i]` bytes, to
@@ -152,7 +152,7 @@ impl Wal {
     /// (see `write`); each becomes the record's LSN, or 0 when it failed with the error
     /// returned for it.
     pub fn stage_many(&self, data: &[u8], lens: &[u32], parts: &[u16], lsns: &mut [u64]) -> Vec<(usize, Error)> {
-        stage::many(&self.inner, data, lens, parts, lsns)
+        stage::many(&self.engine, data, lens, parts, lsns)
     }
 
     /// Stages a batch that will be in one segment and survive a crash whole or not at all.
@@ -160,26 +160,26 @@ impl Wal {
         if payloads.is_empty() {
             return Err(Error::invalid("payloads must hold at least one record"));
         }
-        stage::batch(&self.inner, partition, payloads)
+        stage::batch(&self.engine, partition, payloads)
     }
 
     /// Everything acknowledged or failed since the last call, per partition, in order.
     pub fn take_acks(&self) -> Vec<Ack> {
-        self.inner.acks.take(&self.inner.parts)
+        self.engine.acks.take(&self.engine.parts)
     }
 
     /// Makes everything appended so far durable.
     pub fn sync(&self) -> Pending {
-        if let Err(e) = self.inner.check_open() {
+        if let Err(e) = self.engine.check_open() {
             return Pending::ready(Err(e));
         }
-        self.inner.sync_everywhere()
+        self.engine.sync_everywhere()
     }
 
     /// Removes every record above `lsn`; the next append gets `lsn + 1`.
     pub fn truncate_after(&self, partition: u16, lsn: u64) -> Result<Pending> {
-        self.inner.check_open()?;
-        let Some(p) = self.inner.existing(partition) else {
+        self.engine.check_open()?;
+        let Some(p) = self.engine.existing(partition) else {
             return if lsn == 0 {
                 Ok(Pending::ready(Ok(())))
             } else {
@@ -187,7 +187,7 @@ impl Wal {
             };
         };
         let mut st = p.lock();
-        self.inner.check_writable(&st)?;
+        self.engine.check_writable(&st)?;
         let last = st.next_lsn - 1;
         if lsn > last {
             return Err(lsn_out_of_range(lsn, last));
@@ -203,18 +203,19 @@ impl Wal {
         }
         let done = Done::new();
         st.next_lsn = lsn + 1;
-        self.inner.enqueue(p, st, Item::Truncate(lsn, Reply::new(done.clone())));
+        self.engine
+            .enqueue(p, st, Item::Truncate(lsn, Reply::new(done.clone())));
         Ok(Pending::queued(done))
     }
 
     /// Deletes the oldest segments whose records are all below `min_lsn` (never the active one).
     pub fn purge_before(&self, partition: u16, min_lsn: u64) -> Result<Pending<PurgeResult>> {
-        self.inner.check_open()?;
-        let Some(p) = self.inner.existing(partition) else {
+        self.engine.check_open()?;
+        let Some(p) = self.engine.existing(partition) else {
             return Ok(Pending::ready(Ok(PurgeResult::default())));
         };
         let done = Done::new();
-        self.inner
+        self.engine
             .enqueue(p, p.lock(), Item::Purge(min_lsn, Reply::new(done.clone())));
         Ok(Pending::queued(done))
     }
@@ -234,23 +235,23 @@ impl Wal {
     /// writers have stopped and the lock is released (a second close completes at once).
     /// On a poisoned WAL it completes with the poisoning error, after releasing everything.
     pub fn close_pending(&self) -> Pending {
-        self.inner.close()
+        self.engine.close()
     }
 
     pub fn first_lsn(&self, partition: u16) -> Result<u64> {
-        self.inner.check_open()?;
-        Ok(self.inner.existing(partition).map_or(0, |p| p.lock().first_retained()))
+        self.engine.check_open()?;
+        Ok(self.engine.existing(partition).map_or(0, |p| p.lock().first_retained()))
     }
 
     pub fn last_lsn(&self, partition: u16) -> Result<u64> {
-        self.inner.check_open()?;
-        Ok(self.inner.existing(partition).map_or(0, |p| p.lock().acked_lsn))
+        self.engine.check_open()?;
+        Ok(self.engine.existing(partition).map_or(0, |p| p.lock().acked_lsn))
     }
 
     pub fn partitions(&self) -> Result<Vec<u16>> {
-        self.inner.check_open()?;
+        self.engine.check_open()?;
         Ok(self
-            .inner
+            .engine
             .all_existing()
             .filter(|p| !p.lock().segs.is_empty())
             .map(|p| p.id)
@@ -258,8 +259,8 @@ impl Wal {
     }
 
     pub fn segments(&self, partition: u16) -> Result<Vec<SegmentInfo>> {
-        self.inner.check_open()?;
-        let Some(p) = self.inner.existing(partition) else {
+        self.engine.check_open()?;
+        let Some(p) = self.engine.existing(partition) else {
             return Ok(Vec::new());
         };
         let st = p.lock();
@@ -283,16 +284,16 @@ impl Wal {
     /// tests of the memory bound).
     #[doc(hidden)]
     pub fn kept_staging_bytes(&self) -> usize {
-        self.inner
+        self.engine
             .all_existing()
             .map(|p| p.lock().free_frames.as_ref().map_or(0, |f| f.buf.capacity()))
             .sum()
     }
 
     pub fn stats(&self) -> Result<Stats> {
-        self.inner.check_open()?;
+        self.engine.check_open()?;
         let mut partitions = Vec::new();
-        for p in self.inner.all_existing() {
+        for p in self.engine.all_existing() {
             let st = p.lock();
             if st.segs.is_empty() {
                 continue;
@@ -305,7 +306,7 @@ impl Wal {
                 bytes: st.bytes(),
             });
         }
-        let c = &self.inner.counters;
+        let c = &self.engine.counters;
         Ok(Stats {
             partitions,
             appends: c.appends.load(Relaxed),
@@ -317,12 +318,12 @@ impl Wal {
 
     /// A reader positioned at `start`; may read the disk to check the position.
     pub fn reader(&self, partition: u16, start: Start) -> Result<Reader> {
-        self.inner.check_open()?;
-        let p = self.inner.partition(partition);
+        self.engine.check_open()?;
+        let p = self.engine.partition(partition);
         Reader::new(
-            self.inner.fs.clone(),
-            self.inner.dir.clone(),
-            self.inner.read_handles.clone(),
+            self.engine.fs.clone(),
+            self.engine.dir.clone(),
+            self.engine.read_handles.clone(),
             p,
             start,
         )
@@ -344,28 +345,28 @@ impl Drop for Wal {
 /// caller decides which partition's writer runs its next round and when the interval
 /// syncer ticks (readers and `take_acks` are steps of their own already).
 pub struct Driver {
-    inner: Arc<Inner>,
+    engine: Arc<Engine>,
 }
 
 impl Driver {
     /// Partitions with work queued, in the order they became ready.
     pub fn ready(&self) -> Vec<u16> {
-        self.inner.ready()
+        self.engine.ready()
     }
 
     /// Runs one writer round of `partition` if it is ready (see [`Driver::ready`]);
     /// returns whether it ran. A partition with more work stays ready, at the back.
     pub fn step(&self, partition: u16) -> bool {
-        self.inner.step(partition)
+        self.engine.step(partition)
     }
 
     /// One tick of the interval syncer: a sync queued on every partition written since.
     pub fn tick_interval(&self) {
-        self.inner.interval_tick();
+        self.engine.interval_tick();
     }
 
     /// Whether a close has finished (the writers would have exited).
     pub fn stopped(&self) -> bool {
-        self.inner.stopped()
+        self.engine.stopped()
     }
 }
