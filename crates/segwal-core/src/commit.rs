@@ -1,6 +1,11 @@
-//! The writer side of group commit: a worker takes everything a partition has staged,
-//! places it in segments (rotating as needed), writes it with as few syscalls as it
-//! can, fdatasyncs once, and publishes one acknowledgement for the whole round.
+//! One writer round of one partition, the writer side of group commit: take what the
+//! partition has staged, place it in segments (rotating as needed), write it with as few
+//! syscalls as it can, fdatasync once, and publish one acknowledgement for the whole
+//! round; control operations run in queue order between, and a failed round is rolled
+//! back. Entered only through `round`, a step: the engine (`engine.rs`) decides which
+//! partition and when, on a writer thread or in the simulator's order. Apart from the
+//! engine because this is the only code that writes segment files and decides what a
+//! round acknowledges; it knows nothing of threads or of the ready queue.
 
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
