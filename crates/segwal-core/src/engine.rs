@@ -146,8 +146,8 @@ fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn Any + Send + Sync>> {
 }
 
 impl Engine {
-    /// Takes the lock and recovers: everything of an open but the threads (the options
-    /// are checked). `threads`: writer threads will run the rounds (not a `Driver`).
+    /// Takes the lock and recovers: everything of an open but the threads, with options
+    /// the caller has checked. `threads`: writer threads will run the rounds (not a `Driver`).
     pub fn open(dir: &Path, opts: Options, fs: Arc<dyn Fs>, threads: bool) -> Result<Arc<Engine>> {
         let gathers = threads && opts.sync == SyncMode::Always;
         let dir = dir.to_path_buf();
