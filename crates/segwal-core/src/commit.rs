@@ -1,20 +1,24 @@
-//! The writer side of group commit: a worker takes everything a partition has staged,
-//! places it in segments (rotating as needed), writes it with as few syscalls as it
-//! can, fdatasyncs once, and publishes one acknowledgement for the whole round.
+//! One writer round of one partition, the writer side of group commit: take what the
+//! partition has staged, place it in segments (rotating as needed), write it with as few
+//! syscalls as it can, fdatasync once, and publish one acknowledgement for the whole
+//! round; control operations run in queue order between, and a failed round is rolled
+//! back. Entered only through `round`, a step: the engine (`engine.rs`) decides which
+//! partition and when, on a writer thread or in the simulator's order. Apart from the
+//! engine because this is the only code that writes segment files and decides what a
+//! round acknowledges; it knows nothing of threads or of the ready queue.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::MutexGuard;
 
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::options::SyncMode;
-use crate::partition::{
-    AckEvent, Active, Frames, Item, LastRound, PState, Partition, Position, PurgeResult, Rec, Reply,
-};
+use crate::partition::{AckEvent, Active, Frames, Item, LastRound, PState, Partition, Position, PurgeResult, Rec};
+use crate::pending::Reply;
 use crate::segment::{self, SegMeta, MARK_EVERY};
 use crate::truncate;
 use crate::verify;
-use crate::wal::Inner;
 
 /// What one round changed, published under the partition lock when it is durable.
 #[derive(Default)]
@@ -33,7 +37,7 @@ struct Round {
 }
 
 struct Writer<'a> {
-    inner: &'a Inner,
+    inner: &'a Engine,
     p: &'a Partition,
     active: Option<Active>,
     /// Index of the spare made ahead (see `segment::create_spare`).
@@ -50,198 +54,86 @@ struct Failed {
     fatal: bool,
 }
 
-impl Inner {
-    /// One round of the partition's writer: takes the head of its queue (everything
-    /// staged up to `ROUND_BYTES`, see `take_round`), writes, syncs as the mode asks and
-    /// publishes. A writer thread runs one round per turn (then `Inner::after_round`
-    /// puts the partition at the back of the queue if more is staged, so that one whose
-    /// queue refills as fast as it drains never keeps a writer while other partitions
-    /// wait); a driven WAL's `Driver::step` runs one when the simulator picks it.
-    /// Acks it records are announced by the caller once it holds no lock (see
-    /// `Inner::record_acks`).
-    pub(crate) fn round(&self, p: &Arc<Partition>) {
-        let (items, active, next_index) = {
-            let mut st = p.lock();
-            if st.queue.is_empty() {
-                return;
-            }
-            if self.gathers {
-                st = self.gather(p, st);
-            }
-            (
-                take_round(&mut st.queue),
-                (st.active.take(), st.spare.take()),
-                st.next_index,
-            )
-        };
-        let (active, spare) = active;
-        let mut w = Writer {
-            inner: self,
-            p,
-            active,
-            spare,
-            next_index,
-            round: Round::default(),
-            sync_took: None,
-        };
-        let mut items = items.into_iter();
-        let mut outcome = w.open_active();
-        if outcome.is_ok() {
-            for item in items.by_ref() {
-                if self.is_poisoned.load(Ordering::SeqCst) {
-                    outcome = Err(Failed {
-                        error: self.poison_error(),
-                        fatal: true,
-                    });
-                    fail_item(item, &self.poison_error());
-                    break;
-                }
-                let r = match item {
-                    Item::Frames(f) => w.write_frames(f),
-                    Item::Sync(done) => w.control(&done, |w| w.sync_active()),
-                    Item::Purge(min, done) => w.control(&done, |w| w.purge(min)),
-                    Item::Truncate(lsn, done) => w.control(&done, |w| w.truncate(lsn)),
-                };
-                if let Err(f) = r {
-                    outcome = Err(f);
-                    break;
-                }
-            }
-        }
-        if outcome.is_ok() {
-            outcome = w.commit();
-        }
-        match outcome {
-            Ok(()) => {
-                if w.wants_spare() {
-                    // Making it (a create and a preallocation) must not hold the acks back.
-                    self.announce();
-                }
-                w.prepare_spare();
-                let mut st = p.lock();
-                st.active = w.active.take();
-                st.spare = w.spare.take();
-            }
-            Err(f) => {
-                let e = f.error.clone();
-                for item in items {
-                    fail_item(item, &e);
-                }
-                // Even after a fatal error: files this round created must not outlive
-                // it (`segments()` would not list them), nor unacknowledged bytes stay.
-                let rolled_back = w.rollback();
-                let fatal = f.fatal || rolled_back.is_err();
-                if fatal {
-                    self.poison(&e);
-                }
-                let mut st = p.lock();
-                st.active = w.active.take();
-                // Still the file after the active segment (a rotation that used it was
-                // undone, removing it); forgotten, it would stay on disk and make every
-                // later rotation fail to create it (EEXIST).
-                st.spare = w.spare.take();
-                drop(st);
-                self.fail_all(p, &e);
-            }
-        }
-        if self.files_opened.load(Ordering::Relaxed) > MAX_OPEN_FILES / 2 {
-            self.close_idle_files();
-        }
-    }
-
-    /// Waits, before taking a round, for as many records as the last synced round of the
-    /// partition acknowledged, and no longer than that round's fdatasync took after it was
-    /// published. Callers that each await their own record come back one by one (tasks
-    /// polled in turn): a writer woken by the first took the few staged so far, and the
-    /// others waited for a round of their own, two fdatasyncs for each of their rounds
-    /// (cargo bench durable 64: 37 records per fdatasync). Waiting costs at most one
-    /// fdatasync's time and only when fewer came back than last time; a caller that hands
-    /// them over in one go (the Node facade's crossing) never waits.
-    fn gather<'a>(
-        &self,
-        p: &'a Partition,
-        mut st: std::sync::MutexGuard<'a, PState>,
-    ) -> std::sync::MutexGuard<'a, PState> {
-        let Some(last) = st.last_round else { return st };
-        let deadline = last.at + last.sync_took;
-        let frames_only = |st: &PState| st.queue.iter().all(|i| matches!(i, Item::Frames(_)));
-        st.gather_until = last.records;
-        while st.unsettled < last.records && frames_only(&st) {
-            let now = std::time::Instant::now();
-            if now >= deadline {
+/// One round of the partition's writer, its lock held with work queued: takes the
+/// head of its queue (everything staged up to `ROUND_BYTES`, see `take_round`), writes,
+/// syncs as the mode asks and publishes. Acks it records are announced by the caller
+/// once it holds no lock (see `Acks::record`). On an error the round is rolled back and
+/// the error returned: everything staged and unacknowledged must then be failed
+/// (`Engine::fail_all`).
+pub(crate) fn round(inner: &Engine, p: &Partition, mut st: MutexGuard<'_, PState>) -> Result<()> {
+    let items = take_round(&mut st.queue);
+    let (active, spare, next_index) = (st.active.take(), st.spare.take(), st.next_index);
+    drop(st);
+    let mut w = Writer {
+        inner,
+        p,
+        active,
+        spare,
+        next_index,
+        round: Round::default(),
+        sync_took: None,
+    };
+    let mut items = items.into_iter();
+    let mut outcome = w.open_active();
+    if outcome.is_ok() {
+        for item in items.by_ref() {
+            if inner.is_poisoned() {
+                outcome = Err(Failed {
+                    error: inner.poison_error(),
+                    fatal: true,
+                });
+                fail_item(item, &inner.poison_error());
                 break;
             }
-            st = p
-                .gathered
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        st.gather_until = 0;
-        st
-    }
-
-    /// Closes the files of the least recently written parked segments beyond half of
-    /// `MAX_OPEN_FILES`: with thousands of partitions, one open file each would exhaust
-    /// the process's descriptors. Dirty ones too: the page cache keeps their data and a
-    /// reopened file's fdatasync flushes it (and reports a writeback error no descriptor
-    /// has seen yet). Their kept staging buffers go too (up to 4 MiB each): memory, like
-    /// descriptors, then follows the partitions being written, not all there are.
-    pub(crate) fn close_idle_files(&self) {
-        self.files_opened.store(0, Ordering::Relaxed);
-        let mut open: Vec<(u64, usize)> = Vec::new();
-        for (i, slot) in self.parts.iter().enumerate() {
-            let Some(p) = slot.get() else { continue };
-            let Ok(st) = p.st.try_lock() else { continue };
-            if let Some(a) = st.active.as_ref().filter(|a| a.file.is_some()) {
-                open.push((a.last_used, i));
-            }
-        }
-        let Some(excess) = open.len().checked_sub(MAX_OPEN_FILES / 2).filter(|&n| n > 0) else {
-            return;
-        };
-        open.sort_unstable();
-        for &(_, i) in &open[..excess] {
-            if let Some(p) = self.parts[i].get() {
-                if let Ok(mut st) = p.st.try_lock() {
-                    if let Some(a) = st.active.as_mut() {
-                        a.file = None;
-                    }
-                    st.free_frames = None;
-                }
+            let r = match item {
+                Item::Frames(f) => w.write_frames(f),
+                Item::Sync(done) => w.control(&done, |w| w.sync_active()),
+                Item::Purge(min, done) => w.control(&done, |w| w.purge(min)),
+                Item::Truncate(lsn, done) => w.control(&done, |w| w.truncate(lsn)),
+            };
+            if let Err(f) = r {
+                outcome = Err(f);
+                break;
             }
         }
     }
-
-    /// Rejects everything staged and unacknowledged; LSNs restart after the last acked one.
-    /// The event goes out even when `next_lsn` is not above `acked_lsn + 1`: appends made
-    /// after a `truncate_after` that has not run yet hold LSNs at or below the acked one.
-    pub(crate) fn fail_all(&self, p: &Partition, e: &Error) {
-        let mut st = p.lock();
-        let items = std::mem::take(&mut st.queue);
-        let first_lsn = st.acked_lsn + 1;
-        st.next_lsn = first_lsn;
-        st.failure_unreported = true;
-        let (count, bytes) = (st.unsettled, st.unsettled_bytes);
-        st.unsettled = 0;
-        st.unsettled_bytes = 0;
-        st.events.push(AckEvent::Failed {
-            count,
-            bytes,
-            first_lsn,
-            error: e.clone(),
-        });
-        drop(st);
-        // Outside the lock: completing an operation may run its caller's callback.
-        for item in items {
-            fail_item(item, e);
+    if outcome.is_ok() {
+        outcome = w.commit();
+    }
+    match outcome {
+        Ok(()) => {
+            if w.wants_spare() {
+                // Making it (a create and a preallocation) must not hold the acks back.
+                inner.acks.announce();
+            }
+            w.prepare_spare();
+            let mut st = p.lock();
+            st.active = w.active.take();
+            st.spare = w.spare.take();
+            Ok(())
         }
-        self.publish(p.id);
+        Err(f) => {
+            let e = f.error.clone();
+            for item in items {
+                fail_item(item, &e);
+            }
+            // Even after a fatal error: files this round created must not outlive
+            // it (`segments()` would not list them), nor unacknowledged bytes stay.
+            let rolled_back = w.rollback();
+            let fatal = f.fatal || rolled_back.is_err();
+            if fatal {
+                inner.poison(&e);
+            }
+            let mut st = p.lock();
+            st.active = w.active.take();
+            // Still the file after the active segment (a rotation that used it was
+            // undone, removing it); forgotten, it would stay on disk and make every
+            // later rotation fail to create it (EEXIST).
+            st.spare = w.spare.take();
+            Err(e)
+        }
     }
 }
-
-/// Segment files held open by parked partitions at most, about (see `close_idle_files`).
-const MAX_OPEN_FILES: usize = 256;
 
 /// Bytes written between writeback hints when rounds are not synced.
 const WRITEBACK_EVERY: u64 = 1 << 20;
@@ -277,7 +169,7 @@ pub(crate) fn fail_item(item: Item, e: &Error) {
 
 impl Writer<'_> {
     /// Opens the active segment's file if it was closed while parked, and notes the
-    /// round for `Inner::close_idle_files`.
+    /// round for `Engine::close_idle_files`.
     fn open_active(&mut self) -> std::result::Result<(), Failed> {
         let tick = self.inner.rounds.fetch_add(1, Ordering::Relaxed);
         let Some(a) = self.active.as_mut() else { return Ok(()) };
@@ -568,7 +460,7 @@ impl Writer<'_> {
         }
         drop(st);
         if published.is_some() {
-            self.inner.record_acks(self.p.id);
+            self.inner.acks.record(self.p.id);
         }
         Ok(())
     }
@@ -584,7 +476,7 @@ impl Writer<'_> {
             return Err(f);
         }
         // The acks of what precedes the operation go out before its reply does.
-        self.inner.announce();
+        self.inner.acks.announce();
         match op(self) {
             Ok(v) => {
                 done.set(Ok(v));

@@ -6,14 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::Error;
 use crate::fs::FsFile;
+use crate::pending::Reply;
 use crate::segment::SegMeta;
 
 pub struct Partition {
     pub id: u16,
     pub st: Mutex<PState>,
-    /// Wakes a writer gathering the partition's next round (see `Inner::gather`).
+    /// Wakes a writer gathering the partition's next round (see `Engine::gather`).
     pub gathered: Condvar,
     /// Held for writing while `truncate_after` changes files, for reading while a reader
     /// reads them: a reader never sees a file half cut, nor a segment the cut removed.
@@ -49,7 +50,7 @@ impl Partition {
 /// partition; parked in `PState::active` between rounds.
 pub struct Active {
     /// Closed while parked when too many partitions hold one (see
-    /// `Inner::close_idle_files`); the writer reopens it for its next round.
+    /// `Engine::close_idle_files`); the writer reopens it for its next round.
     pub file: Option<Arc<dyn FsFile>>,
     /// The writers' round count when this segment was last written (for closing the
     /// least recently used files first).
@@ -126,7 +127,7 @@ pub struct PState {
     /// where the table still lists records, so readers get this error until a reopen
     /// finishes or undoes the cut (it replays its redo record).
     pub broken: Option<Error>,
-    /// The last round that acknowledged synced records (see `Inner::gather`).
+    /// The last round that acknowledged synced records (see `Engine::gather`).
     pub last_round: Option<LastRound>,
     /// Non-zero while a writer gathers the next round: staging wakes it (`gathered`) once
     /// this many records are unsettled.
@@ -247,31 +248,6 @@ pub enum Item {
     Purge(u64, Reply<PurgeResult>),
 }
 
-/// The writer's end of a `Done`: answered once; if it is dropped unanswered (a bug, a
-/// panic, the writers gone), the caller gets an error instead of waiting forever.
-pub struct Reply<T>(Arc<Done<T>>, std::sync::atomic::AtomicBool);
-
-impl<T> Reply<T> {
-    pub fn new(done: Arc<Done<T>>) -> Reply<T> {
-        Reply(done, std::sync::atomic::AtomicBool::new(false))
-    }
-
-    pub fn set(&self, r: Result<T>) {
-        if !self.1.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            self.0.set(r);
-        }
-    }
-}
-
-impl<T> Drop for Reply<T> {
-    fn drop(&mut self) {
-        self.set(Err(Error::new(
-            ErrorCode::Io,
-            "internal error: the operation was abandoned",
-        )));
-    }
-}
-
 /// Staged frames, checksums not yet filled (the salt depends on where they land).
 #[derive(Default)]
 pub struct Frames {
@@ -334,99 +310,3 @@ pub struct PurgeResult {
 
 /// Bytes after which staged frames go to a new run (see `PState::frames_mut`).
 pub(crate) const STAGE_CAP: usize = 1 << 20;
-
-/// What runs when a `Done` completes (on the thread that completes it).
-pub type OnDone<T> = Box<dyn FnOnce(Result<T>) + Send>;
-
-/// A one-shot result slot, answered by the writer (or by `parts` writers: the first
-/// error wins, else the last answer). Its caller waits on it, polls it, or leaves a
-/// callback that the answering thread runs: a control operation never needs a
-/// thread parked on it.
-pub struct Done<T> {
-    slot: Mutex<Slot<T>>,
-    cv: Condvar,
-}
-
-struct Slot<T> {
-    result: Option<Result<T>>,
-    then: Option<OnDone<T>>,
-    /// Answers still expected.
-    parts: usize,
-    /// The answer so far, while `parts > 0`.
-    partial: Option<Result<T>>,
-}
-
-impl<T> Done<T> {
-    pub fn new() -> Arc<Done<T>> {
-        Done::with_parts(1)
-    }
-
-    /// Completes after `parts` answers (0: already complete with `Ok` of the default).
-    pub fn with_parts(parts: usize) -> Arc<Done<T>> {
-        Arc::new(Done {
-            slot: Mutex::new(Slot {
-                result: None,
-                then: None,
-                parts,
-                partial: None,
-            }),
-            cv: Condvar::new(),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn set(&self, r: Result<T>) {
-        let mut s = self.lock();
-        if s.parts == 0 {
-            return;
-        }
-        s.parts -= 1;
-        if !matches!(s.partial, Some(Err(_))) {
-            s.partial = Some(r);
-        }
-        if s.parts > 0 {
-            return;
-        }
-        let Some(r) = s.partial.take() else { return };
-        match s.then.take() {
-            Some(f) => {
-                drop(s);
-                f(r);
-            }
-            None => {
-                s.result = Some(r);
-                self.cv.notify_all();
-            }
-        }
-    }
-
-    /// Runs `f` with the result: now if it is there, else on the thread that completes it.
-    pub fn then(&self, f: OnDone<T>) {
-        let mut s = self.lock();
-        match s.result.take() {
-            Some(r) => {
-                drop(s);
-                f(r);
-            }
-            None => s.then = Some(f),
-        }
-    }
-
-    /// The result, if the operation is complete (taken: a second call says `None`).
-    pub fn poll(&self) -> Option<Result<T>> {
-        self.lock().result.take()
-    }
-
-    pub fn wait(&self) -> Result<T> {
-        let mut s = self.lock();
-        loop {
-            if let Some(r) = s.result.take() {
-                return r;
-            }
-            s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
