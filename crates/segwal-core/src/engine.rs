@@ -458,15 +458,13 @@ impl Engine {
     /// them over in one go (the Node facade's crossing) never waits.
     fn gather<'a>(&self, p: &'a Partition, mut st: MutexGuard<'a, PState>) -> MutexGuard<'a, PState> {
         let Some(last) = st.last_round else { return st };
-        // `gathered` looks only at the queue's back: `schedule` runs it after every push,
-        // so a control item queued while this writer waits is seen there. One queued
-        // before it began to wait was not: looked for here, once.
-        if st.queue.iter().any(is_control) {
-            return st;
-        }
+        // `gathered` looks only at the queue's back, which is enough for `schedule` to
+        // wake this writer when a control item is pushed (it runs it after every push).
+        // But by the time the writer runs, appends may have been pushed behind that item;
+        // so here, off the per-record path, the whole queue is looked at.
         let deadline = last.at + last.sync_took;
         st.gather_until = last.records;
-        while !gathered(&st) {
+        while !gathered(&st) && !st.queue.iter().any(is_control) {
             let now = std::time::Instant::now();
             if now >= deadline {
                 break;
