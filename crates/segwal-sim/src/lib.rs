@@ -23,5 +23,12 @@ pub use run::{run, Config, Failure, Outcome, KNOWN_OPEN};
 /// failed), 78, 1507 (a sync credited records that had failed), 1203 (a failure that
 /// undid a queued truncate), 1107, 1691 (a reader at the end of a purged segment got
 /// WAL_LSN_PURGED), 1511, 2132 (a segment file left by a failed round), 2364 (a cut
-/// whose fdatasync failed came back after a reopen and a power loss).
-pub const REGRESSION_SEEDS: &[u64] = &[67, 78, 283, 1107, 1203, 1507, 1511, 1691, 2132, 2364];
+/// whose fdatasync failed came back after a reopen and a power loss). Found by the
+/// 26,000-seed sweeps of session 4, both the model's: 23655 (it undid a truncate that a
+/// failure had stopped a second time, at a later failure, over the records appended
+/// since) and 19585 (of two truncates stopped by one failure it undid only the first);
+/// and 18501, 23497, 23766, 25200, each failing one intermediate version of that fix
+/// (`Part::undo_unapplied_truncates`).
+pub const REGRESSION_SEEDS: &[u64] = &[
+    67, 78, 283, 1107, 1203, 1507, 1511, 1691, 2132, 2364, 18501, 19585, 23497, 23655, 23766, 25200,
+];

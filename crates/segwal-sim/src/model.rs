@@ -17,7 +17,22 @@ pub struct Truncate {
     pub lsn: u64,
     /// Versions with a smaller id and an LSN above `lsn` are removed.
     pub mark: u64,
+    /// Its call completed: the records it cut are gone.
     pub resolved: bool,
+    /// A failure found that it had not applied, and the model undid its cut (see
+    /// `undo_unapplied_truncates`); its call fails.
+    pub undone: bool,
+    /// The caller's view of the LSNs it cut, when it was called: what an undo restores.
+    /// (Not the newest version below `mark`: that may be one a crash lost since, seed
+    /// 18501.)
+    pub cut: BTreeMap<u64, Version>,
+}
+
+impl Truncate {
+    /// Accepted, and neither completed nor undone: its cut may still apply.
+    pub fn pending(&self) -> bool {
+        !self.resolved && !self.undone
+    }
 }
 
 pub struct Part {
@@ -90,7 +105,7 @@ impl Part {
         self.truncates
             .iter()
             .enumerate()
-            .filter(move |(_, t)| t.lsn < lsn && id < t.mark)
+            .filter(move |(_, t)| !t.undone && t.lsn < lsn && id < t.mark)
     }
 
     pub fn version_with(&self, lsn: u64, bytes: &[u8]) -> Option<&Version> {
@@ -101,32 +116,43 @@ impl Part {
     /// fails the truncates queued behind the failed records too: such a truncate never
     /// applied, so up to `first_lsn` the engine still has what was there before it. One
     /// that applied is followed by its own acknowledged records right up to `first_lsn`.
-    pub fn undo_unapplied_truncate(&mut self, first_lsn: u64, failed: &[(u64, u64, u64)]) {
-        let applied = |t: &Truncate| {
-            (t.lsn + 1..first_lsn).all(|l| {
+    ///
+    /// Truncates are judged from the latest back, each against the log with the later
+    /// ones already undone: judged from the earliest, a later truncate's cut made an
+    /// earlier one look unapplied (seed 23497 undid an applied one, seed 19585 left the
+    /// second of two unapplied ones in place). The first applied one ends it: the engine
+    /// runs them in order, so every earlier one applied too. One undone stays so: a later
+    /// failure must not undo it again over the records appended since (seed 23655 then
+    /// removed LSNs 24-41, acknowledged and synced, from the model). Returns whether it
+    /// undid any.
+    pub fn undo_unapplied_truncates(&mut self, first_lsn: u64, failed: &[(u64, u64, u64)]) -> bool {
+        let mut undid = false;
+        for i in (0..self.truncates.len()).rev() {
+            let (lsn, mark) = (self.truncates[i].lsn, self.truncates[i].mark);
+            if self.truncates[i].resolved {
+                break;
+            }
+            if self.truncates[i].undone {
+                continue;
+            }
+            let applied = (lsn + 1..first_lsn).all(|l| {
                 self.cur
                     .get(&l)
-                    .is_some_and(|v| v.id >= t.mark && !failed.iter().any(|f| f.2 == v.id))
-            })
-        };
-        let Some(mark) = self
-            .truncates
-            .iter()
-            .find(|t| !t.resolved && !applied(t))
-            .map(|t| (t.lsn, t.mark))
-        else {
-            return;
-        };
-        for l in mark.0 + 1..first_lsn {
-            match self
-                .history
-                .get(&l)
-                .and_then(|h| h.iter().rev().find(|v| v.id < mark.1))
-            {
-                Some(v) => self.cur.insert(l, v.clone()),
-                None => self.cur.remove(&l),
-            };
+                    .is_some_and(|v| v.id >= mark && !failed.iter().any(|f| f.2 == v.id))
+            });
+            if applied {
+                break;
+            }
+            self.truncates[i].undone = true;
+            undid = true;
+            for l in lsn + 1..first_lsn {
+                match self.truncates[i].cut.get(&l) {
+                    Some(v) => self.cur.insert(l, v.clone()),
+                    None => self.cur.remove(&l),
+                };
+            }
         }
+        undid
     }
 
     /// The acknowledged LSN once truncates made after generation `generation` apply.
@@ -134,6 +160,7 @@ impl Part {
         self.truncates
             .iter()
             .skip(generation as usize)
+            .filter(|t| !t.undone)
             .fold(lsn, |acc, t| acc.min(t.lsn))
     }
 }

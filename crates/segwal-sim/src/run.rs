@@ -346,7 +346,7 @@ impl Sim {
                 let mark = self.next_version;
                 let m = self.part(p);
                 m.generation += 1;
-                m.cur.retain(|&l, _| l <= lsn);
+                let cut = m.cur.split_off(&(lsn + 1));
                 m.next = lsn + 1;
                 m.acked = m.acked.min(lsn);
                 m.durable = m.durable.min(lsn);
@@ -355,6 +355,8 @@ impl Sim {
                     lsn,
                     mark,
                     resolved: false,
+                    undone: false,
+                    cut,
                 });
                 let idx = m.truncates.len() - 1;
                 for t in &mut self.tickets {
@@ -533,7 +535,7 @@ impl Sim {
             .get(&p)?
             .truncates
             .iter()
-            .position(|t| !t.resolved && next > t.lsn + 1)
+            .position(|t| t.pending() && next > t.lsn + 1)
     }
 
     fn read_step(&mut self, i: usize) -> Result<(), Failure> {
@@ -626,7 +628,7 @@ impl Sim {
                                 && m.purged_below > rd.next
                                 && e.message.contains("segment file missing"))
                             || (self.allows("F2")
-                                && (m.truncate_failed || m.truncates.iter().any(|t| !t.resolved))
+                                && (m.truncate_failed || m.truncates.iter().any(Truncate::pending))
                                 && self.faulted)
                     }
                     ErrorCode::Io => self.fs.crashed() || m.truncate_failed,
@@ -733,7 +735,7 @@ impl Sim {
                         let faulted = self.faulted;
                         let damaged = self.damaged();
                         let mut m = self.parts.remove(&p).unwrap_or_default();
-                        let unresolved = m.truncates.iter().any(|t| !t.resolved);
+                        let unresolved = m.truncates.iter().any(Truncate::pending);
                         let expected = match error.code {
                             ErrorCode::Io | ErrorCode::Closed => faulted,
                             ErrorCode::Corruption => damaged,
@@ -749,7 +751,10 @@ impl Sim {
                         }
                         let failed = (count as usize).min(m.pending.len());
                         let drained: Vec<(u64, u64, u64)> = m.pending.drain(..failed).collect();
-                        m.undo_unapplied_truncate(first_lsn, &drained);
+                        if m.undo_unapplied_truncates(first_lsn, &drained) {
+                            // What the truncate would have cut was acknowledged before it.
+                            m.acked = first_lsn - 1;
+                        }
                         for (lsn, g, _) in drained {
                             if g == m.generation && lsn >= first_lsn {
                                 m.cur.remove(&lsn);
@@ -814,6 +819,11 @@ impl Sim {
             }
             (Op::Truncate(p, idx), Ok(_)) => {
                 self.note(format!("truncate p{p} done"));
+                if self.part(p).truncates[idx].undone {
+                    let why =
+                        format!("truncate_after on p{p} completed, but a failure before it showed it had not applied");
+                    return Err(self.fail(why));
+                }
                 self.part(p).truncates[idx].resolved = true;
             }
             (Op::Purge(p, min), Ok(Some(res))) => {
@@ -821,7 +831,7 @@ impl Sim {
                 // Records at or above `min` are never lost.
                 let m = self.part(p);
                 let bound = m.purged_below.max(m.cur.keys().next().copied().unwrap_or(0)).max(1);
-                if res.first_lsn > bound && m.truncates.iter().all(|t| t.resolved) {
+                if res.first_lsn > bound && !m.truncates.iter().any(Truncate::pending) {
                     return Err(self.fail(format!("purge_before(p{p}, {min}) left first LSN {}", res.first_lsn)));
                 }
             }
