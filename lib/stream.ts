@@ -4,7 +4,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
-import { getHeapSpaceStatistics } from 'node:v8'
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8'
 import { Batch, type RecordBatch, type WalRecord } from './batch'
 import type { ReadScan } from './binding'
 import { invalidArgument } from './errors'
@@ -177,35 +177,43 @@ export class RecordStream extends Pulls<WalRecord> implements WalStream {
  * stream makes almost no garbage of its own, so no scavenge came before the batches'
  * external memory added up to V8's limit (64 MiB), and every 64 MiB streamed cost a
  * mark-compact: about a third of the process's CPU at 4 KiB records (bench/read-cpu.mjs).
- * So each batch brings young-generation garbage (one holey array, a memset's cost) sized
- * so that the young generation fills, and is scavenged, at least every
- * `SCAVENGE_EVERY` batch bytes. How much that takes depends on the young generation's
- * size, which V8 grows (1 to 16 MiB a semi-space) in a process that keeps many young
- * objects alive, as a server with requests in flight does: a fixed 1/16 left such a
- * process with a mark-compact per 80 MiB streamed again, and 20-25% more CPU per record
- * (`node --expose-gc bench/read-cpu.mjs 4096 65536 5 batches --grown`: 15-16
- * mark-compacts in 1.25 GiB before, none now). So the share follows the young
- * generation's size (1/16 to 1/2), looked up every `BALLAST_REFRESH` batches.
+ * So batches bring young-generation garbage (holey arrays, a memset's cost) once batch
+ * memory piles up: when V8's external memory has grown `BALLAST_AFTER` since it last fell
+ * (a collection gave batches back), each batch brings enough that the young generation
+ * fills, and is scavenged, before `SCAVENGE_BY`. How much that takes depends on the young
+ * generation's size, which V8 grows (1 to 16 MiB a semi-space) in a process that keeps
+ * many young objects alive, as a server with requests in flight does: a fixed 1/16 of
+ * each batch's bytes left such a process with a mark-compact per ~80 MiB streamed again
+ * (`node --expose-gc bench/read-cpu.mjs 4096 65536 5 batches --grown`: 18 mark-compacts
+ * and 2,574 ns of CPU per record; now none and 1,943 ns), and a share sized to the young
+ * generation from every batch on cost the bench's 64 MiB streams 10-25% of their rate in
+ * garbage that did not pay off so soon. A stream that reads less than `BALLAST_AFTER`
+ * between two collections brings none.
  */
-const SCAVENGE_EVERY = 48 << 20
-const BALLAST_REFRESH = 32
+/** Batch memory that may pile up uncollected before batches bring young garbage. */
+const BALLAST_AFTER = 16 << 20
+/** ... and by when a scavenge must have come (V8's limit is 64 MiB). */
+const SCAVENGE_BY = 48 << 20
 const BALLAST_ARRAY_SLOTS = (64 << 10) / 8
-let ballastShare = 1 / 16
-let ballastBatches = 0
+/** External memory when a collection last gave some back (batches pile up from there). */
+let externalFloor = -1
+let externalLast = 0
 let ballast: unknown[] = []
 
-/** Young garbage for a batch of `bytes` (see above). */
+/** Young garbage for a batch of `bytes`, once batch memory piles up (see above). */
 function addBallast(bytes: number): void {
-  if (ballastBatches++ % BALLAST_REFRESH === 0) {
-    const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')
-    // `space_size` is both semi-spaces; a scavenge comes when one of them is full.
-    const semi = young === undefined ? 0 : young.space_size / 2
-    ballastShare = Math.min(1 / 2, Math.max(1 / 16, semi / SCAVENGE_EVERY))
-  }
+  const external = getHeapStatistics().external_memory
+  if (externalFloor < 0 || external < externalLast) externalFloor = external
+  externalLast = external
+  if (external - externalFloor < BALLAST_AFTER) return
+  const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')
+  // `space_size` is both semi-spaces; a scavenge comes when one of them is full.
+  const semi = young === undefined ? 0 : young.space_size / 2
+  const share = Math.min(1, Math.max(1 / 16, semi / (SCAVENGE_BY - BALLAST_AFTER)))
   // In arrays of at most 64 KiB: V8 puts an object over 128 KiB in a space of its own,
   // mapped and unmapped one by one (page faults, 2-4x the JS thread's time per batch).
   ballast = []
-  for (let slots = Math.floor((bytes * ballastShare) / 8); slots > 0; slots -= BALLAST_ARRAY_SLOTS) {
+  for (let slots = Math.floor((bytes * share) / 8); slots > 0; slots -= BALLAST_ARRAY_SLOTS) {
     ballast.push(new Array(Math.min(slots, BALLAST_ARRAY_SLOTS)))
   }
 }
