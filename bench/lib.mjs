@@ -352,10 +352,6 @@ export function fmtNum(x, digits = 0) {
   if (Math.abs(x) >= 1e6 && digits === 0) return (x / 1e6).toFixed(2) + 'M'
   return x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 }
-// The first toLocaleString loads ICU's number formatting: 19-30 ms of the JS thread here,
-// which landed in the loop-gap window of whichever run formatted a number first (durable1's
-// first segwal run, when run alone). Paid once now, outside every window.
-fmtNum(1234.5, 1)
 
 export function fmtMs(x) {
   if (x == null || Number.isNaN(x)) return '-'
