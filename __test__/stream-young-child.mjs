@@ -4,27 +4,18 @@
 // come back to the pool through scavenges, not through a mark-compact per ~64 MiB of
 // batch memory (lib/stream.ts, `addBallast`). Prints one JSON line.
 import { PerformanceObserver, constants } from 'node:perf_hooks'
-import { getHeapSpaceStatistics } from 'node:v8'
 import { Wal } from 'segwal'
+import { growYoung } from '../bench/young.mjs'
 
 const RECORD = 4096
 const RECORDS = 48 * 1024 // 192 MiB
-const youngKiB = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size >> 10
 
 const wal = await Wal.open(process.argv[2], { sync: 'none' })
 const rec = Buffer.alloc(RECORD, 7)
 const batch = Array(256).fill(rec)
 for (let done = 0; done < RECORDS; done += batch.length) await wal.appendBatch(1, batch)
 
-// Young objects that survive a few scavenges make V8 grow the young generation.
-let kept = []
-for (let round = 0; round < 40; round++) {
-  kept.push(Array.from({ length: 100_000 }, (_, i) => ({ i, p: Promise.resolve(i) })))
-  if (kept.length > 3) kept.shift()
-  await new Promise((resolve) => setImmediate(resolve))
-}
-kept = null
-const young = youngKiB()
+const young = await growYoung()
 globalThis.gc()
 
 const gcs = { major: 0, minor: 0 }

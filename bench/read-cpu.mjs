@@ -11,10 +11,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { PerformanceObserver, constants } from 'node:perf_hooks'
-import { getHeapSpaceStatistics } from 'node:v8'
 import { viewIterator } from './floors.mjs'
 import { sumBatches, sumRecords } from './lib.mjs'
 import { openSegwal, payload } from './peers.mjs'
+import { growYoung } from './young.mjs'
 
 const size = Number(process.argv[2] ?? 128)
 const count = Number(process.argv[3] ?? 1_000_000)
@@ -52,17 +52,7 @@ new PerformanceObserver((list) => {
 // The observer hears of collections a turn or two later.
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20))
 
-const youngKiB = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size >> 10
-if (grown) {
-  let kept = []
-  for (let round = 0; round < 40; round++) {
-    kept.push(Array.from({ length: 100_000 }, (_, i) => ({ i, p: Promise.resolve(i) })))
-    if (kept.length > 3) kept.shift()
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-  kept = null
-  console.log(`young generation grown to ${youngKiB()} KiB`)
-}
+if (grown) console.log(`young generation grown to ${await growYoung()} KiB`)
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segwal-read-cpu-'))
 const wal = await openSegwal(dir, { sync: 'none' })
