@@ -1,8 +1,9 @@
 // Child of api-stream-gc.test.mjs: streams 192 MiB of 4 KiB records with streamBatches()
-// in a process whose young generation V8 has grown to its largest (as a server's with
-// many requests in flight), and counts the collections V8 made meanwhile. Batches must
-// come back to the pool through scavenges, not through a mark-compact per ~64 MiB of
-// batch memory (lib/stream.ts, `addBallast`). Prints one JSON line.
+// (argv[3] 'batches') or stream() ('records') in a process whose young generation V8 has
+// grown to its largest (as a server's with many requests in flight), and counts the
+// collections V8 made meanwhile. Batches must come back to the pool through scavenges,
+// not through a mark-compact per ~64 MiB of batch memory (lib/ballast.ts). Prints one
+// JSON line.
 import { PerformanceObserver, constants } from 'node:perf_hooks'
 import { Wal } from 'segwal'
 import { growYoung } from '../bench/young.mjs'
@@ -28,7 +29,11 @@ const observer = new PerformanceObserver((list) => {
 })
 observer.observe({ entryTypes: ['gc'] })
 let records = 0
-for await (const b of wal.streamBatches(1)) records += b.count
+if (process.argv[3] === 'records') {
+  for await (const r of wal.stream(1)) records += r.payload.length === RECORD ? 1 : 0
+} else {
+  for await (const b of wal.streamBatches(1)) records += b.count
+}
 // The observer hears of the last collections a turn or two later.
 await new Promise((resolve) => setTimeout(resolve, 50))
 observer.disconnect()

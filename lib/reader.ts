@@ -7,6 +7,7 @@
  */
 // Imported, not the global: `globalThis.Buffer` is a getter, called on every record.
 import { Buffer } from 'node:buffer'
+import { addBallast } from './ballast'
 import { native, type NativeBatch, type ReadScan, type ReaderHandle } from './binding'
 import type { FullBatch, WalRecord } from './batch'
 import { toWalError } from './errors'
@@ -163,6 +164,7 @@ export class BatchReader {
         this.#segment = full.segment
         this.#offsetBase = full.offsetBase
         this.#resume = b.firstLsn! + b.count
+        addBallast(full.data.length)
         // Read the next batch while the caller consumes this one (at most one ahead).
         this.#ahead = this.#read()
         return true
