@@ -1,5 +1,5 @@
 // V8's young generation, for measuring how batch streams give their memory back
-// (lib/stream.ts, `addBallast`): its size, and a way to grow it to its largest, as a
+// (lib/ballast.ts): its size, and a way to grow it to its largest, as a
 // process that keeps many young objects alive does (a server with requests in flight;
 // the bench's earlier workloads). Used by bench/read-cpu.mjs --grown and a test.
 import { getHeapSpaceStatistics } from 'node:v8'

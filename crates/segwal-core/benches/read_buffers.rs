@@ -3,7 +3,7 @@
 //! What reading into recycled batch memory costs, by how much memory the batches cycle
 //! through. The engine's `Reader` drains 256 MiB of records (4 KiB by default) in 1 MiB
 //! batches into `k` buffers used in turn, as `streamBatches()` reads into pooled buffers that
-//! come back only when V8 collects their batches (every 16-48 MiB streamed: lib/stream.ts).
+//! come back only when V8 collects their batches (every 16-48 MiB streamed: lib/ballast.ts).
 //! `k = 1` is the bench's "engine Reader alone" row (one buffer, always in cache); a stream's
 //! reader works like `k = 40`. CPU and wall time per MiB, three rounds.
 //!
