@@ -12,11 +12,11 @@ import { makeTempDirs } from './api-helpers.mjs'
 const { tempDir, cleanup } = makeTempDirs('model')
 test.after.always(cleanup)
 
-/** Issue 9 defects still open whose checks this test skips (see KNOWN_OPEN in
- * crates/segwal-sim/src/run.rs): `#1`, a truncate of a partition never written to
- * hangs the next append; `#3`, a stream yields records a resolved truncate removed (read
- * ahead before the cut). `SEGWAL_MODEL_STRICT=1` checks them too. */
-const KNOWN_OPEN = new Set(process.env.SEGWAL_MODEL_STRICT ? [] : ['#1', '#3'])
+/** Defects known and still open whose checks this test skips, as `KNOWN_OPEN` in
+ * crates/segwal-sim/src/run.rs: none. Issue 9 fixed the last two (`#1`, a truncate of a
+ * partition never written to hung the next append; `#3`, a stream yielded records a
+ * resolved truncate removed, read ahead before the cut), so both are checked. */
+const KNOWN_OPEN = new Set()
 
 /** Every promise settles: the hang detector. */
 const SETTLE_MS = 20_000

@@ -90,9 +90,20 @@ export interface NativeBinding {
   partitions(wal: WalHandle): number[]
   segments(wal: WalHandle, partition: number): SegmentInfo[]
   stats(wal: WalHandle): WalStats
-  openReader(wal: WalHandle, partition: number, fromLsn: number, usePosition: boolean, segment: number, offset: number): Promise<ReaderHandle>
-  /** `rewind`: an LSN to go back to first (0: none). */
-  readerNext(reader: ReaderHandle, maxBytes: number, rewind: number): Promise<NativeBatch>
+  /** `id`: what the read notifier is called with when this reader has a batch for a caller that waits. */
+  openReader(wal: WalHandle, id: number, partition: number, fromLsn: number, usePosition: boolean, segment: number, offset: number): Promise<ReaderHandle>
+  /** Sets the callback told (by reader id) that a batch is ready after `readerTake` found none. */
+  setReadNotifier(wal: WalHandle, callback: (id: number) => void): void
+  /**
+   * Reads ahead on the thread pool (after going back to LSN `rewind`, if not 0): batches of
+   * `firstBytes` doubling up to `maxBytes`, until `depth` are ready, or one is while the
+   * caller waits, or the reader caught up or failed. One at a time per reader.
+   */
+  readerFill(reader: ReaderHandle, firstBytes: number, maxBytes: number, depth: number, rewind: number): Promise<void>
+  /** The next item read ahead, at once; throws the failure that stopped the reader; null when none is ready. */
+  readerTake(reader: ReaderHandle): NativeBatch | null
+  /** Drops what was read ahead; the LSN its first item started at (0: none). Only while no fill runs. */
+  readerDiscard(reader: ReaderHandle): number
   readerRelease(reader: ReaderHandle): void
   /** Drains the reader through the engine alone, making no JS object per batch (for the bench). */
   readerScan(reader: ReaderHandle, maxBytes: number): Promise<ReadScan>

@@ -177,6 +177,7 @@ export class Wal implements AsyncDisposable {
     this.#recovery = Object.freeze(recovery)
     this.#writes = new Writes(handle, (partition) => this.#wake(partition))
     native.setNotifier(handle, () => this.#writes.onAcks())
+    native.setReadNotifier(handle, (id) => this.#streams.ready(id))
     this.#host = this.#makeHost()
   }
 
@@ -455,11 +456,11 @@ export class Wal implements AsyncDisposable {
       get isClosed(): boolean {
         return wal.#closed
       },
-      openReader(partition: number, start: StreamStart): Promise<ReaderHandle> {
+      openReader(id: number, partition: number, start: StreamStart): Promise<ReaderHandle> {
         if (wal.#closed) return rejected(closedError())
         return 'fromLsn' in start
-          ? native.openReader(handle, partition, start.fromLsn, false, 0, 0)
-          : native.openReader(handle, partition, 0, true, start.segment, start.offset)
+          ? native.openReader(handle, id, partition, start.fromLsn, false, 0, 0)
+          : native.openReader(handle, id, partition, 0, true, start.segment, start.offset)
       },
       lastLsn(partition: number): number {
         return native.lastLsn(handle, partition)

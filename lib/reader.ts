@@ -19,7 +19,8 @@ export type StreamStart = { fromLsn: number } | { segment: number; offset: numbe
 export interface StreamHost {
   /** True once `close()` was called. */
   readonly isClosed: boolean
-  openReader(partition: number, start: StreamStart): Promise<ReaderHandle>
+  /** `id`: the reader's {@link BatchReader.id}, what `OpenStreams.ready` is called with. */
+  openReader(id: number, partition: number, start: StreamStart): Promise<ReaderHandle>
   /** The partition's last acknowledged LSN, as the engine knows it now. */
   lastLsn(partition: number): number
   /** Calls `wake` once, at the next ack of `partition` or at close. */
@@ -71,13 +72,18 @@ function trimPoolsLater(ms: number): void {
   trimTimer.unref()
 }
 
-/** A native read and its sequence number (see `BatchReader.truncated`). */
-interface Read {
-  seq: number
-  batch: Promise<NativeBatch>
-}
+/**
+ * Batches the native reader keeps ready beyond the one being consumed. Two let the pool
+ * thread read on while the caller consumes one and takes the next without a hop; more
+ * only hold more memory (each batch up to `maxBytes`).
+ */
+const READ_AHEAD = 2
+
+let lastId = 0
 
 export class BatchReader {
+  /** Names this reader to the read notifier. */
+  readonly id = (lastId = (lastId + 1) >>> 0)
   /** The batch being consumed; its records `at` .. `end - 1` are still to come. */
   batch: FullBatch | undefined
   at = 0
@@ -94,13 +100,18 @@ export class BatchReader {
   #finished = false
   /** LSN after the last record the caller gets from batches taken so far (0: none taken). */
   #resume = 0
-  #ahead: Read | undefined
-  #seq = 0
-  /** Reads up to this one were made before the last truncate was known: their batches are dropped. */
-  #staleThrough = 0
-  /** Where the next read starts again (0: where the native reader is). */
+  /** The native reader's fill, while one runs (settles when it stops, never rejects). */
+  #filling: Promise<void> | undefined
+  /** Why the last fill failed as a call (not a read: those are items), until thrown. */
+  #fillError: unknown
+  /** Ends the wait for a batch: at the notifier's call, when the fill stops, or at interrupt. */
+  #onReady: (() => void) | undefined
+  /** A truncate resolved since what was read ahead was last dropped: it may hold removed records. */
+  #stale = false
+  /** Truncates seen so far (a follow wait ends at one). */
+  #cuts = 0
+  /** Where the next fill starts again (0: where the native reader is). */
   #rewindTo = 0
-  #bytes: number
   #wake: (() => void) | undefined
 
   constructor(
@@ -111,7 +122,6 @@ export class BatchReader {
     readonly signal: AbortSignal | undefined,
     private readonly size: ReadSize,
   ) {
-    this.#bytes = size.first
     host.track(this, true)
   }
 
@@ -122,34 +132,46 @@ export class BatchReader {
     this.end = 0
     for (;;) {
       if (this.#stopped()) return this.#end()
-      let read: Read | undefined
-      let b: NativeBatch
+      let b: NativeBatch | null
       try {
         if (this.holder.handle === undefined) {
           this.holder.busy = true
           try {
-            this.holder.handle = await this.host.openReader(this.partition, this.start)
+            this.holder.handle = await this.host.openReader(this.id, this.partition, this.start)
           } finally {
             this.holder.busy = false
           }
           if (this.#stopped()) return this.#end()
         }
-        read = this.#ahead ?? this.#read()
-        this.#ahead = undefined
-        b = await read.batch
+        if (this.#stale) {
+          // Read before the truncate was known: drop it, and read again from the caller;
+          // the engine judges that place against the cut.
+          if (this.#filling !== undefined) {
+            await this.#filling
+            continue
+          }
+          this.#fillError = undefined
+          this.#stale = false
+          const first = native.readerDiscard(this.holder.handle)
+          if (this.#rewindTo === 0) this.#rewindTo = first
+        }
+        b = native.readerTake(this.holder.handle)
+        if (b === null) {
+          if (this.#fillError !== undefined) {
+            const e = this.#fillError
+            this.#fillError = undefined
+            throw e
+          }
+          const ready = new Promise<void>((resolve) => (this.#onReady = resolve))
+          if (this.#filling === undefined) this.#fill()
+          await ready
+          continue
+        }
       } catch (e) {
-        // Judged where the native reader was, ahead of the caller: read again from the caller.
-        if (read !== undefined && read.seq <= this.#staleThrough && !this.#stopped()) continue
         const stopped = this.#stopped()
         this.finish()
         if (stopped) return false
         throw toWalError(e)
-      }
-      if (this.#stopped()) return this.#end()
-      if (read.seq <= this.#staleThrough) {
-        // Read before a truncate was known: what it holds may be gone. Read it again.
-        if (this.#rewindTo === 0) this.#rewindTo = b.count !== undefined && b.count > 0 ? b.firstLsn! : b.nextLsn
-        continue
       }
       if (b.count !== undefined && b.count > 0) {
         const full = b as FullBatch
@@ -165,8 +187,8 @@ export class BatchReader {
         this.#offsetBase = full.offsetBase
         this.#resume = b.firstLsn! + b.count
         addBallast(full.data.length)
-        // Read the next batch while the caller consumes this one (at most one ahead).
-        this.#ahead = this.#read()
+        // Read on while the caller consumes this one.
+        if (this.#filling === undefined) this.#fill()
         return true
       }
       if (!this.follow || !(await this.#waitFor(b.nextLsn))) return this.#end()
@@ -183,7 +205,7 @@ export class BatchReader {
     const holder = this.holder
     holder.busy = true
     try {
-      holder.handle ??= await this.host.openReader(this.partition, this.start)
+      holder.handle ??= await this.host.openReader(this.id, this.partition, this.start)
       return await native.readerScan(holder.handle, this.size.max)
     } catch (e) {
       throw toWalError(e)
@@ -220,13 +242,22 @@ export class BatchReader {
     if (inBatch) this.end = next <= lsn + 1 ? Math.min(this.end, lsn + 1 - b.firstLsn) : this.at
     if (this.#resume !== 0) this.#resume = next <= lsn + 1 ? Math.min(this.#resume, lsn + 1) : next
     this.#rewindTo = this.#resume
-    this.#staleThrough = this.#seq
+    this.#stale = true
+    this.#cuts++
     this.#wake?.()
+  }
+
+  /** The native reader has a batch ready for the caller (the read notifier). */
+  ready(): void {
+    const ready = this.#onReady
+    this.#onReady = undefined
+    ready?.()
   }
 
   /** Called by the WAL on close and by the abort signal: end at the next step. */
   interrupt(): void {
     this.#wake?.()
+    this.ready()
     // Safe while a native call runs: the reader is released when it settles.
     this.finish()
   }
@@ -241,7 +272,6 @@ export class BatchReader {
     this.batch = undefined
     this.at = 0
     this.end = 0
-    this.#ahead = undefined
     release(this.holder)
   }
 
@@ -254,30 +284,33 @@ export class BatchReader {
     return this.#finished || this.host.isClosed || this.signal?.aborted === true
   }
 
-  #read(): Read {
+  #fill(): void {
     const holder = this.holder
     holder.busy = true
     const rewind = this.#rewindTo
     this.#rewindTo = 0
-    const batch = native.readerNext(holder.handle!, this.#bytes, rewind)
-    this.#bytes = Math.min(this.#bytes * 2, this.size.max)
     const settled = (): void => {
       holder.busy = false
+      this.#filling = undefined
       if (this.#finished) release(holder)
+      const ready = this.#onReady
+      this.#onReady = undefined
+      ready?.()
     }
-    // Registered before anyone awaits `batch`, so `busy` is clear by the time they resume.
-    batch.then(settled, settled)
-    return { seq: ++this.#seq, batch }
+    this.#filling = native.readerFill(holder.handle!, this.size.first, this.size.max, READ_AHEAD, rewind).then(settled, (e: unknown) => {
+      this.#fillError = e
+      settled()
+    })
   }
 
   /** Resolves true once `lsn` is acknowledged (or a truncate may have changed what to read), false on abort/close. */
   #waitFor(lsn: number): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
-      const seq = this.#staleThrough
+      const cuts = this.#cuts
       const check = (): void => {
         this.#wake = undefined
         if (this.#stopped()) return resolve(false)
-        if (this.#staleThrough !== seq) return resolve(true)
+        if (this.#cuts !== cuts) return resolve(true)
         let last: number
         try {
           last = this.host.lastLsn(this.partition)
@@ -299,6 +332,7 @@ export class BatchReader {
 
 /** What is released when a reader is collected unfinished. */
 interface Collected {
+  id: number
   partition: number
   ref: WeakRef<BatchReader>
   holder: Holder
@@ -313,6 +347,7 @@ interface Collected {
  */
 export class OpenStreams implements Iterable<BatchReader> {
   readonly #byPartition = new Map<number, Set<WeakRef<BatchReader>>>()
+  readonly #byId = new Map<number, WeakRef<BatchReader>>()
   readonly #entries = new WeakMap<BatchReader, Collected>()
   readonly #registry = new FinalizationRegistry<Collected>((c) => {
     this.#forget(c)
@@ -323,7 +358,7 @@ export class OpenStreams implements Iterable<BatchReader> {
     const ref = new WeakRef(reader)
     // Through a weak reference too: a long-lived signal must not keep the stream alive.
     const onAbort = (): void => ref.deref()?.interrupt()
-    const c: Collected = { partition: reader.partition, ref, holder: reader.holder, signal: reader.signal, onAbort }
+    const c: Collected = { id: reader.id, partition: reader.partition, ref, holder: reader.holder, signal: reader.signal, onAbort }
     reader.signal?.addEventListener('abort', onAbort, { once: true })
     let set = this.#byPartition.get(c.partition)
     if (set === undefined) {
@@ -331,6 +366,7 @@ export class OpenStreams implements Iterable<BatchReader> {
       this.#byPartition.set(c.partition, set)
     }
     set.add(ref)
+    this.#byId.set(reader.id, ref)
     this.#entries.set(reader, c)
     this.#registry.register(reader, c, reader)
   }
@@ -341,6 +377,11 @@ export class OpenStreams implements Iterable<BatchReader> {
     this.#entries.delete(reader)
     this.#registry.unregister(reader)
     this.#forget(c)
+  }
+
+  /** Reader `id` has a batch ready (the read notifier). */
+  ready(id: number): void {
+    this.#byId.get(id)?.deref()?.ready()
   }
 
   /** Tells every open reader of `partition` that the records above `lsn` are gone. */
@@ -359,6 +400,7 @@ export class OpenStreams implements Iterable<BatchReader> {
 
   #forget(c: Collected): void {
     c.signal?.removeEventListener('abort', c.onAbort)
+    this.#byId.delete(c.id)
     const set = this.#byPartition.get(c.partition)
     set?.delete(c.ref)
     if (set?.size === 0) this.#byPartition.delete(c.partition)

@@ -82,13 +82,14 @@ pub fn set_ref(env: &Env, handle: &External<WalHandle>, on: bool) -> Result<()> 
     })
 }
 
-/// Releases the notifier (after close): no more callbacks.
+/// Releases the notifiers (after close): no more callbacks.
 #[napi]
 pub fn release_notifier(env: &Env, handle: &External<WalHandle>) -> Result<()> {
     guard(env, || {
         let tsfn = lock(&handle.notifier).take();
         handle.referenced.store(false, Ordering::Relaxed);
         drop(tsfn);
+        drop(lock(&handle.reads).take());
         Ok(())
     })
 }

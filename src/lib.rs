@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use segwal_core as core;
 
 pub mod acks;
+mod ahead;
 pub mod control;
 pub mod errors;
 pub mod info;
@@ -63,6 +64,8 @@ pub struct WalHandle {
     /// Shared with the closure given to the engine; emptied by
     /// `releaseNotifier` so the threadsafe function is released on close.
     notifier: Arc<Mutex<Option<acks::Notifier>>>,
+    /// Tells the facade that a reader it waits on has a batch ready (see reads.rs).
+    reads: Arc<Mutex<Option<ahead::ReadNotifier>>>,
     /// Whether the notifier currently keeps the event loop alive.
     referenced: AtomicBool,
     acks: Mutex<acks::AckState>,

@@ -53,6 +53,7 @@ impl Task for OpenTask {
             WalHandle {
                 wal: Arc::new(output),
                 notifier: Arc::new(Mutex::new(None)),
+                reads: Arc::new(Mutex::new(None)),
                 referenced: AtomicBool::new(false),
                 acks: Mutex::new(AckState::default()),
             },

@@ -1,20 +1,21 @@
-//! Readers: opened and advanced on the thread pool; batches cross as external
-//! buffers whose memory returns to a pool when V8 collects them.
+//! Readers: opened on the thread pool and filled ahead there (ahead.rs); batches cross
+//! as external buffers whose memory returns to a pool when V8 collects them.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use segwal_core as core;
 
-use crate::errors::{catch, guard, Failure, Outcome};
-use crate::pool::{Claim, Pool};
+use crate::ahead::{Fill, Item, Notify, ReadNotifier, ReaderHandle, ReaderSlot, DATA_POOL, INDEX_POOL};
+use crate::errors::{catch, guard, Outcome};
 use crate::{lock, partition_arg, u64_arg, WalHandle};
 
 pub struct ReaderTask {
     wal: Arc<core::Wal>,
     partition: u16,
     start: Option<core::Start>,
+    notify: Notify,
 }
 
 impl Task for ReaderTask {
@@ -29,19 +30,19 @@ impl Task for ReaderTask {
 
     fn resolve(&mut self, env: Env, reader: Self::Output) -> Result<Self::JsValue> {
         let reader = reader.map_err(|f| f.into_js(&env))?;
-        let open = OpenReader {
-            reader,
-            _pools: (DATA_POOL.claim(), INDEX_POOL.claim()),
-        };
-        ExternalRef::new(&env, Arc::new(Mutex::new(Some(open))))
+        ExternalRef::new(&env, Arc::new(ReaderSlot::new(reader, self.notify.clone())))
     }
 }
 
-/// retained log), or, when `usePosition`, from `segment`/`offset`.
+/// Opens a reader of `partition` on the thread pool: from `fromLsn` (0: the start of the
+/// retained log), or, when `usePosition`, from `segment`/`offset`. `id` is what the read
+/// notifier is called with when this reader has a batch for a caller that waits.
 #[napi(ts_return_type = "Promise<ExternalObject<ReaderHandle>>")]
+#[allow(clippy::too_many_arguments)]
 pub fn open_reader(
     env: &Env,
     handle: &External<WalHandle>,
+    id: u32,
     partition: u32,
     from_lsn: f64,
     use_position: bool,
@@ -61,153 +62,124 @@ pub fn open_reader(
             wal: Arc::clone(&handle.wal),
             partition: partition_arg(partition)?,
             start: Some(start),
+            notify: Notify {
+                notifier: Arc::clone(&handle.reads),
+                id,
+            },
         }))
     })
 }
 
-// ---------------------------------------------------------------------------
-// readers
-
-/// A reader of one partition, behind the handle `openReader` resolves to.
-/// `None` once released.
-pub type ReaderHandle = Arc<Mutex<Option<OpenReader>>>;
-
-/// An open reader, and its claim on the batch pools (which keep memory only while
-/// some reader is open).
-pub struct OpenReader {
-    reader: core::Reader,
-    _pools: (Claim<u8>, Claim<u32>),
+/// Sets the callback the read notifier calls (released with the ack notifier, at close).
+#[napi]
+pub fn set_read_notifier(env: &Env, handle: &External<WalHandle>, callback: Function<u32, ()>) -> Result<()> {
+    guard(env, || {
+        let tsfn: ReadNotifier = callback
+            .build_threadsafe_function::<u32>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
+        *lock(&handle.reads) = Some(tsfn);
+        Ok(())
+    })
 }
 
-/// The engine's reader behind a handle; `WAL_CLOSED` once released.
-fn engine_reader(open: &mut Option<OpenReader>) -> Outcome<&mut core::Reader> {
-    Ok(&mut open
-        .as_mut()
-        .ok_or_else(|| Failure::native("WAL_CLOSED", "the stream was released"))?
-        .reader)
-}
-
-/// Spare batch memory. V8 frees batches in bursts (when their external memory adds
-/// up to a collection), so the pool must hold one burst for reads to find a buffer: on
-/// the bench's 4 KiB read workload 8 missed 40% of the time, 64 misses 5%. With no
-/// reader open it keeps 4. Buffers grown past 2 MiB (a `maxBytes` above the default, a
-/// huge record) go back to the allocator rather than pin that much each.
-static DATA_POOL: Pool<u8> = Pool::new(64, 4, 2 << 20);
-static INDEX_POOL: Pool<u32> = Pool::new(64, 4, 1 << 19);
-
-/// A batch read on the thread pool, before it becomes a `NativeBatch` object:
-/// `{ nextLsn, data?, index?, count?, firstLsn?, segment?, offsetBase? }`, where `index`
-/// holds the payload starts (`index[i]`) then the payload lengths (`index[count + i]`),
-/// and record `i` starts at offset `offsetBase + index[i]` of `segment`. Only `nextLsn`
-/// is there when the reader has caught up with the acknowledged log.
-pub struct ReadBatch {
-    records: Option<Records>,
-    next_lsn: u64,
-}
-
-struct Records {
-    data: Vec<u8>,
-    len: usize,
-    index: Vec<u32>,
-    count: usize,
-    first_lsn: u64,
-    segment: u64,
-    offset_base: u64,
-}
-
-pub struct NextTask {
-    reader: ReaderHandle,
-    max_bytes: usize,
+pub struct FillTask {
+    slot: ReaderHandle,
+    fill: Fill,
     rewind: u64,
 }
 
-impl<'task> napi::ScopedTask<'task> for NextTask {
-    type Output = Outcome<ReadBatch>;
-    type JsValue = Object<'task>;
+impl Task for FillTask {
+    type Output = ();
+    type JsValue = ();
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let (reader, max_bytes, rewind) = (&self.reader, self.max_bytes, self.rewind);
-        Ok(catch(|| {
-            let mut open = lock(reader);
-            let reader = engine_reader(&mut open)?;
-            if rewind > 0 {
-                reader.rewind(rewind);
-            }
-            let batch = reader.next_batch_in(DATA_POOL.take(), max_bytes)?;
-            let records = batch.and_then(|batch| {
-                let first = *batch.records.first()?;
-                let count = batch.records.len();
-                let mut index = INDEX_POOL.take();
-                index.clear();
-                index.reserve(count * 2);
-                index.extend(batch.records.iter().map(|r| r.payload_start));
-                index.extend(batch.records.iter().map(|r| r.payload_len));
-                // A batch is read from one segment, and the engine reports each record's
-                // offset in the file and its payload's start in `data`: their difference
-                // is one number per batch (checked, not assumed).
-                let offset_base = first.offset - u64::from(first.payload_start);
-                debug_assert!(batch
-                    .records
-                    .iter()
-                    .all(|r| r.segment == first.segment && r.offset - u64::from(r.payload_start) == offset_base));
-                Some(Records {
-                    data: batch.data,
-                    len: batch.len,
-                    index,
-                    count,
-                    first_lsn: first.lsn,
-                    segment: first.segment,
-                    offset_base,
-                })
-            });
-            Ok(ReadBatch {
-                records,
-                next_lsn: reader.next_lsn(),
-            })
-        }))
+        // A panic is the caller's next item too, so that it arrives in order.
+        let (slot, fill, rewind) = (&self.slot, self.fill, self.rewind);
+        if let Err(failure) = catch(|| {
+            slot.fill(fill, rewind);
+            Ok(())
+        }) {
+            slot.fail(failure);
+        }
+        Ok(())
     }
 
-    fn resolve(&mut self, env: &'task Env, batch: Self::Output) -> Result<Object<'task>> {
-        let batch = batch.map_err(|f| f.into_js(env))?;
-        let mut out = Object::new(env)?;
-        out.set_named_property("nextLsn", batch.next_lsn as f64)?;
-        if let Some(mut r) = batch.records {
-            // SAFETY: each vector moves into its finalizer's hint, so its heap memory
-            // stays where the JS object points until V8 collects the object and the
-            // finalizer hands the vector back to its pool; nothing else touches it
-            // meanwhile (the pools only hold vectors no JS object points at).
-            let (data_ptr, index_ptr, index_len) = (r.data.as_mut_ptr(), r.index.as_mut_ptr(), r.index.len());
-            let data = unsafe { BufferSlice::from_external(env, data_ptr, r.len, r.data, |_, v| DATA_POOL.give(v)) }?;
-            let index = unsafe {
-                Uint32ArraySlice::from_external(env, index_ptr, index_len, r.index, |_, v| INDEX_POOL.give(v))
-            }?;
-            out.set_named_property("data", data)?;
-            out.set_named_property("index", index)?;
-            out.set_named_property("count", r.count as f64)?;
-            out.set_named_property("firstLsn", r.first_lsn as f64)?;
-            out.set_named_property("segment", r.segment as f64)?;
-            out.set_named_property("offsetBase", r.offset_base as f64)?;
-        }
-        Ok(out)
+    fn resolve(&mut self, _: Env, _: Self::Output) -> Result<Self::JsValue> {
+        Ok(())
     }
 }
 
-/// Reads the next batch of at most about `maxBytes` on the thread pool, after going
-/// back to LSN `rewind` if it is not 0 (see `Reader::rewind`).
-#[napi(ts_return_type = "Promise<NativeBatch>")]
-pub fn reader_next(
+/// Reads ahead on the thread pool, after going back to LSN `rewind` if it is not 0 (see
+/// `Reader::rewind`): batches of `firstBytes` doubling up to `maxBytes`, until `depth`
+/// are ready or the reader has caught up or failed. Resolves when it stops; one fill at a
+/// time per reader.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn reader_fill(
     env: &Env,
     reader: &External<ReaderHandle>,
+    first_bytes: u32,
     max_bytes: u32,
+    depth: u32,
     rewind: f64,
-) -> Result<AsyncTask<NextTask>> {
+) -> Result<AsyncTask<FillTask>> {
     guard(env, || {
-        Ok(AsyncTask::new(NextTask {
-            reader: Arc::clone(reader),
-            max_bytes: max_bytes as usize,
+        Ok(AsyncTask::new(FillTask {
+            slot: Arc::clone(reader),
+            fill: Fill {
+                first: first_bytes as usize,
+                max: max_bytes as usize,
+                depth: depth.max(1) as usize,
+            },
             rewind: u64_arg(rewind, "rewind")?,
         }))
     })
+}
+
+/// The next item read ahead, without waiting: a batch
+/// (`{ nextLsn, data, index, count, firstLsn, segment, offsetBase }`), `{ nextLsn }` once
+/// the reader has caught up with the acknowledged log, or the failure that stopped it,
+/// thrown. `null` when nothing is ready: the next item is then announced through the
+/// read notifier (or the fill ends first).
+#[napi(ts_return_type = "NativeBatch | null")]
+pub fn reader_take<'env>(env: &'env Env, reader: &External<ReaderHandle>) -> Result<Option<Object<'env>>> {
+    guard(env, || {
+        let Some(item) = reader.take() else { return Ok(None) };
+        let mut out = Object::new(env)?;
+        match item {
+            Item::Failed(failure) => return Err(failure),
+            Item::CaughtUp(next) => out.set_named_property("nextLsn", next as f64)?,
+            Item::Batch(mut r) => {
+                out.set_named_property("nextLsn", (r.first_lsn + r.count as u64) as f64)?;
+                // SAFETY: each vector moves into its finalizer's hint, so its heap memory
+                // stays where the JS object points until V8 collects the object and the
+                // finalizer hands the vector back to its pool; nothing else touches it
+                // meanwhile (the pools only hold vectors no JS object points at).
+                let (data_ptr, index_ptr, index_len) = (r.data.as_mut_ptr(), r.index.as_mut_ptr(), r.index.len());
+                let data =
+                    unsafe { BufferSlice::from_external(env, data_ptr, r.len, r.data, |_, v| DATA_POOL.give(v)) }?;
+                let index = unsafe {
+                    Uint32ArraySlice::from_external(env, index_ptr, index_len, r.index, |_, v| INDEX_POOL.give(v))
+                }?;
+                out.set_named_property("data", data)?;
+                out.set_named_property("index", index)?;
+                out.set_named_property("count", r.count as f64)?;
+                out.set_named_property("firstLsn", r.first_lsn as f64)?;
+                out.set_named_property("segment", r.segment as f64)?;
+                out.set_named_property("offsetBase", r.offset_base as f64)?;
+            }
+        }
+        Ok(Some(out))
+    })
+}
+
+/// Drops what was read ahead (a truncate may have removed it) and returns the LSN the
+/// first of it started at (0: nothing was ahead), where the caller resumes. Call only
+/// while no fill runs.
+#[napi]
+pub fn reader_discard(reader: &External<ReaderHandle>) -> f64 {
+    reader.discard() as f64
 }
 
 /// What [`reader_scan`] measured: the engine's own read rate over the same records a
@@ -233,21 +205,21 @@ impl Task for ScanTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let (reader, max_bytes) = (&self.reader, self.max_bytes);
         Ok(catch(|| {
-            let mut open = lock(reader);
-            let reader = engine_reader(&mut open)?;
-            let (cpu0, t0) = (thread_cpu_seconds(), std::time::Instant::now());
-            let (mut records, mut bytes, mut buf) = (0usize, 0usize, DATA_POOL.take());
-            // One buffer recycled from batch to batch, as the pool gives streams theirs.
-            while let Some(batch) = reader.next_batch_in(buf, max_bytes)? {
-                records += batch.records.len();
-                bytes += batch.records.iter().map(|r| r.payload_len as usize).sum::<usize>();
-                buf = batch.data;
-            }
-            Ok(ReadScan {
-                records: records as f64,
-                bytes: bytes as f64,
-                seconds: t0.elapsed().as_secs_f64(),
-                cpu_seconds: thread_cpu_seconds() - cpu0,
+            reader.with_reader(|reader| {
+                let (cpu0, t0) = (thread_cpu_seconds(), std::time::Instant::now());
+                let (mut records, mut bytes, mut buf) = (0usize, 0usize, DATA_POOL.take());
+                // One buffer recycled from batch to batch, as the pool gives streams theirs.
+                while let Some(batch) = reader.next_batch_in(buf, max_bytes)? {
+                    records += batch.records.len();
+                    bytes += batch.records.iter().map(|r| r.payload_len as usize).sum::<usize>();
+                    buf = batch.data;
+                }
+                Ok(ReadScan {
+                    records: records as f64,
+                    bytes: bytes as f64,
+                    seconds: t0.elapsed().as_secs_f64(),
+                    cpu_seconds: thread_cpu_seconds() - cpu0,
+                })
             })
         }))
     }
@@ -285,10 +257,9 @@ pub fn trim_read_pools() -> u32 {
     wait.as_millis().try_into().unwrap_or(u32::MAX)
 }
 
-/// Releases the reader's file handles. Call only while no `readerNext` runs
+/// Releases the reader's file handles and what it read ahead. Call only while no fill runs
 /// (it would wait for it).
 #[napi]
 pub fn reader_release(reader: &External<ReaderHandle>) {
-    let released = lock(reader).take();
-    drop(released);
+    reader.release();
 }
