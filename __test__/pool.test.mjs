@@ -20,3 +20,16 @@ test('pending control operations leave the libuv thread pool to others', (t) => 
   t.is(order.length, 9)
   t.is(order[0], 'readFile', `settled in this order: ${order.join(', ')}`)
 })
+
+// A batch stream's native reader reads ahead on the pool for as long as its caller keeps
+// up; it gives the thread back every few batches (src/ahead.rs, FILL_BATCHES), so a stream
+// on a pool of one thread does not hold off everything else until it ends.
+test('a stream reading ahead leaves the libuv thread pool to others', (t) => {
+  const out = execFileSync(process.execPath, [new URL('./pool-streams-child.mjs', import.meta.url).pathname, tempDir()], {
+    env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
+    encoding: 'utf8',
+  })
+  const { statAt, batches } = JSON.parse(out)
+  t.true(batches >= 64)
+  t.true(statAt <= batches / 3, `fs.stat settled after ${statAt} of ${batches} batches`)
+})

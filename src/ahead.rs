@@ -27,6 +27,12 @@ use crate::pool::{Claim, Pool};
 pub(crate) static DATA_POOL: Pool<u8> = Pool::new(64, 4, 2 << 20);
 pub(crate) static INDEX_POOL: Pool<u32> = Pool::new(64, 4, 1 << 19);
 
+/// Batches one fill reads at most before it gives its pool thread back. libuv's pool has
+/// 4 threads by default, shared with `fs`, `dns` and `zlib`; a fill whose caller keeps up
+/// would otherwise hold one until its stream catches up, and four such streams would
+/// starve everything else queued there. The caller starts the next fill at its next take.
+const FILL_BATCHES: usize = 8;
+
 /// A reader of one partition, behind the handle `openReader` resolves to.
 pub type ReaderHandle = Arc<ReaderSlot>;
 
@@ -144,13 +150,15 @@ impl ReaderSlot {
     }
 
     /// Reads ahead after going back to LSN `rewind` (0: none) until `fill.depth` items
-    /// are ready or the reader has caught up or failed; every failure is an item.
+    /// are ready, the reader has caught up or failed, or it read [`FILL_BATCHES`]; every
+    /// failure is an item.
     pub(crate) fn fill(&self, fill: Fill, rewind: u64) {
         let filled = self.with_reader(|reader| {
             if rewind > 0 {
                 reader.rewind(rewind);
             }
-            while let Some(bytes) = self.next_size(fill) {
+            for _ in 0..FILL_BATCHES {
+                let Some(bytes) = self.next_size(fill) else { break };
                 let item = match read_batch(reader, bytes) {
                     Ok(Some(records)) => Item::Batch(records),
                     Ok(None) => Item::CaughtUp(reader.next_lsn()),
