@@ -100,7 +100,10 @@ impl Sched {
 /// ack (the wake-up of the JS thread, then its turn); a writer parked by then needs a
 /// futex wake-up of its own, 30-80 µs more on this VM (`perf trace`). Only writers of a
 /// WAL that syncs every round spin (with `sync: 'none'` acks need no wake-up of the JS
-/// thread, and a spin only took CPU from it), one at a time, right after a turn.
+/// thread, and a spin only took CPU from it), one at a time, right after a turn, and
+/// they spin by yielding the CPU: a busy spin made the engine's own durable-1 bench
+/// 10% slower (0.75-0.81x writeahead against 0.84-0.93x without a spin), most likely
+/// because the thread woken by the acks was placed on the spinning writer's CPU.
 const SPIN: Duration = Duration::from_micros(200);
 
 fn is_control(item: &Item) -> bool {
@@ -425,9 +428,9 @@ impl Engine {
     fn spin(&self, seen: u64) {
         let start = Instant::now();
         while self.pushes.load(Ordering::Acquire) == seen && start.elapsed() < SPIN {
-            for _ in 0..64 {
-                std::hint::spin_loop();
-            }
+            // Yielding, not busy: the thread this writer just woke with its acks is often
+            // placed on this CPU, and must not wait out the spin.
+            std::thread::yield_now();
         }
     }
 
