@@ -183,6 +183,45 @@ test('streamBatches: batches read ahead of a truncate are cut', async (t) => {
   await wal.close()
 })
 
+// API.md, Cleanup: "a stream that has not reached a purged segment when it is deleted rejects
+// its next step with WAL_LSN_PURGED (a stream inside a segment may finish it)". Batches read
+// ahead from segments a purge then deleted must not make it through: the streams below wait
+// until their readers have read ahead, then purge, then go on.
+test('streams read ahead of a purge reject at the purged segments, for both streams', async (t) => {
+  for (const kind of ['stream', 'streamBatches']) {
+    const wal = await Wal.open(tempDir(), { sync: 'none', segmentSize: 4096 })
+    await appendRange(wal, 1, 1, 300, 200)
+    const segs = wal.segments(1)
+    t.true(segs.length >= 6, `${segs.length} segments`)
+    const it =
+      kind === 'stream'
+        ? wal.stream(1)[Symbol.asyncIterator]()
+        : wal.streamBatches(1, { maxBytes: 4096 })[Symbol.asyncIterator]()
+    const first = (await it.next()).value
+    const took = kind === 'stream' ? first.lsn : first.lastLsn
+    t.true(took <= segs[0].lastLsn)
+    // Long enough for the reader to have read ahead into the next segments.
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const minLsn = segs[3].lastLsn + 1
+    const r = await wal.purgeBefore(1, minLsn)
+    t.is(r.segmentsDeleted, 4)
+    let last = took
+    let code
+    try {
+      for (;;) {
+        const { done, value } = await it.next()
+        if (done) break
+        last = kind === 'stream' ? value.lsn : value.lastLsn
+      }
+    } catch (e) {
+      code = e.code
+    }
+    t.is(code, 'WAL_LSN_PURGED', `${kind}: went on to LSN ${last} through segments purged below ${minLsn}`)
+    t.true(last <= segs[0].lastLsn, `${kind}: yielded LSN ${last}, past the segment it was in`)
+    await wal.close()
+  }
+})
+
 // Issue #9.10: only the API's codes while purges and truncates race readers.
 test('streams and from positions racing purges and truncates get only WAL_LSN_PURGED / OUT_OF_RANGE', async (t) => {
   const wal = await Wal.open(tempDir(), { sync: 'none', segmentSize: 4096 })

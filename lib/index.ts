@@ -346,7 +346,10 @@ export class Wal implements AsyncDisposable {
       checkPartition(partition)
       checkLsn(minLsn, 'minLsn')
       this.#writes.stage()
-      return native.purgeBefore(this.#handle, partition, minLsn).catch(rejected<PurgeResult>)
+      return native.purgeBefore(this.#handle, partition, minLsn).then((r) => {
+        if (r.segmentsDeleted > 0) this.#streams.purged(partition)
+        return r
+      }, rejected<PurgeResult>)
     } catch (e) {
       return rejected(e)
     }

@@ -106,7 +106,7 @@ export class BatchReader {
   #fillError: unknown
   /** Ends the wait for a batch: at the notifier's call, when the fill stops, or at interrupt. */
   #onReady: (() => void) | undefined
-  /** A truncate resolved since what was read ahead was last dropped: it may hold removed records. */
+  /** A truncate or purge resolved since what was read ahead was last dropped: it may hold removed records. */
   #stale = false
   /** Truncates seen so far (a follow wait ends at one). */
   #cuts = 0
@@ -254,6 +254,19 @@ export class BatchReader {
     ready?.()
   }
 
+  /**
+   * `purgeBefore(partition, …)` has deleted segments: batches read ahead of the caller may
+   * come from them, and API.md has a stream that had not reached a purged segment reject
+   * its next step there. They are dropped, like a truncate's, and read again from where
+   * the caller is (after the batch in its hands, which it may finish): the engine then
+   * judges that place (going on, or `WAL_LSN_PURGED`).
+   */
+  purged(): void {
+    if (this.#finished) return
+    this.#rewindTo = this.#resume
+    this.#stale = true
+  }
+
   /** Called by the WAL on close and by the abort signal: end at the next step. */
   interrupt(): void {
     this.#wake?.()
@@ -382,6 +395,11 @@ export class OpenStreams implements Iterable<BatchReader> {
   /** Reader `id` has a batch ready (the read notifier). */
   ready(id: number): void {
     this.#byId.get(id)?.deref()?.ready()
+  }
+
+  /** Tells every open reader of `partition` that some of its oldest segments are gone. */
+  purged(partition: number): void {
+    for (const ref of [...(this.#byPartition.get(partition) ?? [])]) ref.deref()?.purged()
   }
 
   /** Tells every open reader of `partition` that the records above `lsn` are gone. */
