@@ -26,6 +26,9 @@ pub struct Truncate {
     /// (Not the newest version below `mark`: that may be one a crash lost since, seed
     /// 18501.)
     pub cut: BTreeMap<u64, Version>,
+    /// The purge floor when it was called, which it lowered to its cut (the LSNs above
+    /// would be written again): what an undo restores, up to where the log resumes.
+    pub floor: u64,
 }
 
 impl Truncate {
@@ -151,6 +154,14 @@ impl Part {
                     None => self.cur.remove(&l),
                 };
             }
+            // The records it restored are the old ones, which a purge queued ahead of it
+            // may have deleted: seed 46309 (purge_before 8 deleted 5..6, a failure
+            // stopped truncate_after 4, and the floor it had lowered to 5 demanded LSN 5
+            // back). From `first_lsn` on, the LSNs go to new records, which no purge
+            // called before them can delete. (`durable` is not restored: a truncate that
+            // failed midway may be finished by the next open's redo.)
+            let floor = self.truncates[i].floor;
+            self.purge_floor = self.purge_floor.max(floor.min(first_lsn));
         }
         undid
     }

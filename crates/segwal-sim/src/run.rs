@@ -347,6 +347,7 @@ impl Sim {
                 let m = self.part(p);
                 m.generation += 1;
                 let cut = m.cur.split_off(&(lsn + 1));
+                let floor = m.purge_floor;
                 m.next = lsn + 1;
                 m.acked = m.acked.min(lsn);
                 m.durable = m.durable.min(lsn);
@@ -357,6 +358,7 @@ impl Sim {
                     resolved: false,
                     undone: false,
                     cut,
+                    floor,
                 });
                 let idx = m.truncates.len() - 1;
                 for t in &mut self.tickets {
