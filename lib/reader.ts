@@ -144,8 +144,8 @@ export class BatchReader {
           if (this.#stopped()) return this.#end()
         }
         if (this.#stale) {
-          // Read before the truncate was known: drop it, and read again from the caller;
-          // the engine judges that place against the cut.
+          // Read before the truncate or purge was known: drop it, and read again from the
+          // caller; the engine judges that place against the cut or the purged segments.
           if (this.#filling !== undefined) {
             await this.#filling
             continue
