@@ -241,8 +241,7 @@ export class BatchReader {
     const next = inBatch ? b.firstLsn + this.at : this.#resume
     if (inBatch) this.end = next <= lsn + 1 ? Math.min(this.end, lsn + 1 - b.firstLsn) : this.at
     if (this.#resume !== 0) this.#resume = next <= lsn + 1 ? Math.min(this.#resume, lsn + 1) : next
-    this.#rewindTo = this.#resume
-    this.#stale = true
+    this.#dropReadAhead()
     this.#cuts++
     this.#wake?.()
   }
@@ -262,7 +261,11 @@ export class BatchReader {
    * judges that place (going on, or `WAL_LSN_PURGED`).
    */
   purged(): void {
-    if (this.#finished) return
+    if (!this.#finished) this.#dropReadAhead()
+  }
+
+  /** What was read ahead is dropped at the next step, and read again from `#resume`. */
+  #dropReadAhead(): void {
     this.#rewindTo = this.#resume
     this.#stale = true
   }
@@ -399,12 +402,17 @@ export class OpenStreams implements Iterable<BatchReader> {
 
   /** Tells every open reader of `partition` that some of its oldest segments are gone. */
   purged(partition: number): void {
-    for (const ref of [...(this.#byPartition.get(partition) ?? [])]) ref.deref()?.purged()
+    for (const reader of this.#of(partition)) reader.purged()
   }
 
   /** Tells every open reader of `partition` that the records above `lsn` are gone. */
   truncated(partition: number, lsn: number): void {
-    for (const ref of [...(this.#byPartition.get(partition) ?? [])]) ref.deref()?.truncated(lsn)
+    for (const reader of this.#of(partition)) reader.truncated(lsn)
+  }
+
+  /** The live readers of `partition`, taken before any is told (telling one may end it). */
+  #of(partition: number): BatchReader[] {
+    return [...(this.#byPartition.get(partition) ?? [])].flatMap((ref) => ref.deref() ?? [])
   }
 
   *[Symbol.iterator](): IterableIterator<BatchReader> {
