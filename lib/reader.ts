@@ -186,7 +186,7 @@ export class BatchReader {
         this.#segment = full.segment
         this.#offsetBase = full.offsetBase
         this.#resume = b.firstLsn! + b.count
-        addBallast(full.data.length)
+        addBallast()
         // Read on while the caller consumes this one.
         if (this.#filling === undefined) this.#fill()
         return true
