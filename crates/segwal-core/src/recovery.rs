@@ -318,9 +318,21 @@ impl PartitionRecovery<'_> {
         }
         let file = self.open(s.index, false)?;
         if !self.opts.repair && next_first.is_none() {
-            if let Some((last, from)) = segment::intact_tail_from(file.as_ref(), s.header.salt, first, s.len)
-                .map_err(self.io(s.index, "reading"))?
-            {
+            let tail = if self.clean {
+                // Nothing can be torn after a clean close, so nothing after a sync point
+                // needs checking: its last frame gives the last LSN, as a sealed
+                // segment's does. Walking back to the last sync point instead read the
+                // whole segment when it was written without one (sync 'none'): 20 ms per
+                // open for a 64 MiB active segment, against 2.5 on 648d61e.
+                segment::read_frame_ending_at(file.as_ref(), s.header.salt, s.len)
+                    .map_err(self.io(s.index, "reading"))?
+                    .filter(|(_, f)| f.batch_left == 0 && f.lsn >= first)
+                    .map(|(_, f)| (f.lsn, s.len))
+            } else {
+                segment::intact_tail_from(file.as_ref(), s.header.salt, first, s.len)
+                    .map_err(self.io(s.index, "reading"))?
+            };
+            if let Some((last, from)) = tail {
                 meta.last_lsn = last;
                 self.unsynced = Some((s.index, from));
                 return Ok((meta, true));

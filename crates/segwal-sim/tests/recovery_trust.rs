@@ -98,10 +98,13 @@ fn damage_before_later_synced_rounds_is_corruption_even_next_to_zero_pages() {
 }
 
 /// After a clean close nothing can be torn: damage in the newest segment is damage, even
-/// where nothing marks a sync point after it (sync 'none': only close synced the tail).
+/// where nothing marks a sync point after it (sync 'none': only close synced the tail). It
+/// is never cut. Open reads only the segment's last frame, as it does a sealed segment's
+/// (API.md: "open, or reading that record, rejects"), so damage to the last frame fails
+/// open, and damage before it fails the reader that reaches it.
 #[test]
 fn after_a_clean_close_damage_in_the_newest_segment_is_corruption() {
-    for zero_page in [false, true] {
+    for (zero_page, at_end) in [(false, false), (true, false), (false, true), (true, true)] {
         let fs = SimFs::new();
         let o = Options {
             sync: SyncMode::None,
@@ -116,17 +119,29 @@ fn after_a_clean_close_damage_in_the_newest_segment_is_corruption() {
         drop(d);
         let path = segment_path(0, 1);
         let mut bytes = fs.read_file(&path).unwrap();
+        let page = if at_end { bytes.len() / 4096 } else { 3 };
+        let page_end = ((page + 1) * 4096).min(bytes.len());
         if zero_page {
-            bytes[3 * 4096..4 * 4096].fill(0);
+            bytes[page * 4096..page_end].fill(0);
         } else {
-            bytes[3 * 4096 + 100] ^= 0x40;
+            bytes[page_end - 20] ^= 0x40;
         }
         let fs = fs.power_loss();
         fs.write_file(&path, &bytes);
-        let e = Wal::open_with(dir(), o, Arc::new(fs))
-            .err()
-            .expect("damage must be reported");
-        assert_eq!(e.code, ErrorCode::Corruption, "zero page {zero_page}: {e}");
+        let case = format!("zero page {zero_page}, at the end {at_end}");
+        let e = match Wal::open_with(dir(), o, Arc::new(fs)) {
+            Err(e) => {
+                assert!(at_end, "{case}: open read more than the last frame: {e}");
+                e
+            }
+            Ok(wal) => {
+                assert!(!at_end, "{case}: open accepted a damaged last frame");
+                assert_eq!(wal.recovery(), vec![], "{case}");
+                assert_eq!(wal.last_lsn(0).unwrap(), 200, "{case}");
+                read_all(&wal, 0).expect_err("the reader must reject the damaged record")
+            }
+        };
+        assert_eq!(e.code, ErrorCode::Corruption, "{case}: {e}");
     }
 }
 
