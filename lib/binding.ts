@@ -90,8 +90,21 @@ export interface NativeBinding {
   partitions(wal: WalHandle): number[]
   segments(wal: WalHandle, partition: number): SegmentInfo[]
   stats(wal: WalHandle): WalStats
-  /** `id`: what the read notifier is called with when this reader has a batch for a caller that waits. */
-  openReader(wal: WalHandle, id: number, partition: number, fromLsn: number, usePosition: boolean, segment: number, offset: number): Promise<ReaderHandle>
+  /**
+   * `id`: what the read notifier is called with when this reader has a batch for a caller that waits.
+   * With `firstBytes` above 0 the first batch (at most `maxBytes`) is read too, ready for `readerTake`.
+   */
+  openReader(
+    wal: WalHandle,
+    id: number,
+    partition: number,
+    fromLsn: number,
+    usePosition: boolean,
+    segment: number,
+    offset: number,
+    firstBytes: number,
+    maxBytes: number,
+  ): Promise<ReaderHandle>
   /** Sets the callback told (by reader id) that a batch is ready after `readerTake` found none. */
   setReadNotifier(wal: WalHandle, callback: (id: number) => void): void
   /**

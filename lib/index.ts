@@ -11,7 +11,7 @@
 import { native, type ReaderHandle, type WalHandle } from './binding'
 import { closedError, invalidArgument, toWalError } from './errors'
 import type { AppendResult, BatchResult } from './pending'
-import { OpenStreams, type BatchReader } from './reader'
+import { OpenStreams, type BatchReader, type ReadSize } from './reader'
 import { BatchStream, RecordStream, maxBytesOf, type BatchStreamOptions, type StreamHost, type StreamOptions, type StreamStart, type WalBatchStream, type WalRecord, type WalStream } from './stream'
 import { Writes, isDetached, type Payload } from './writes'
 import type { PurgeResult, SegmentInfo, WalStats } from './types'
@@ -459,11 +459,12 @@ export class Wal implements AsyncDisposable {
       get isClosed(): boolean {
         return wal.#closed
       },
-      openReader(id: number, partition: number, start: StreamStart): Promise<ReaderHandle> {
+      openReader(id: number, partition: number, start: StreamStart, first: ReadSize | undefined): Promise<ReaderHandle> {
         if (wal.#closed) return rejected(closedError())
+        const [firstBytes, maxBytes] = first === undefined ? [0, 0] : [first.first, first.max]
         return 'fromLsn' in start
-          ? native.openReader(handle, id, partition, start.fromLsn, false, 0, 0)
-          : native.openReader(handle, id, partition, 0, true, start.segment, start.offset)
+          ? native.openReader(handle, id, partition, start.fromLsn, false, 0, 0, firstBytes, maxBytes)
+          : native.openReader(handle, id, partition, 0, true, start.segment, start.offset, firstBytes, maxBytes)
       },
       lastLsn(partition: number): number {
         return native.lastLsn(handle, partition)

@@ -19,8 +19,11 @@ export type StreamStart = { fromLsn: number } | { segment: number; offset: numbe
 export interface StreamHost {
   /** True once `close()` was called. */
   readonly isClosed: boolean
-  /** `id`: the reader's {@link BatchReader.id}, what `OpenStreams.ready` is called with. */
-  openReader(id: number, partition: number, start: StreamStart): Promise<ReaderHandle>
+  /**
+   * `id`: the reader's {@link BatchReader.id}, what `OpenStreams.ready` is called with.
+   * With `first`, the first batch is read in the same trip to the thread pool.
+   */
+  openReader(id: number, partition: number, start: StreamStart, first: ReadSize | undefined): Promise<ReaderHandle>
   /** The partition's last acknowledged LSN, as the engine knows it now. */
   lastLsn(partition: number): number
   /** Calls `wake` once, at the next ack of `partition` or at close. */
@@ -137,7 +140,7 @@ export class BatchReader {
         if (this.holder.handle === undefined) {
           this.holder.busy = true
           try {
-            this.holder.handle = await this.host.openReader(this.id, this.partition, this.start)
+            this.holder.handle = await this.host.openReader(this.id, this.partition, this.start, this.size)
           } finally {
             this.holder.busy = false
           }
@@ -205,7 +208,7 @@ export class BatchReader {
     const holder = this.holder
     holder.busy = true
     try {
-      holder.handle ??= await this.host.openReader(this.id, this.partition, this.start)
+      holder.handle ??= await this.host.openReader(this.id, this.partition, this.start, undefined)
       return await native.readerScan(holder.handle, this.size.max)
     } catch (e) {
       throw toWalError(e)

@@ -16,27 +16,39 @@ pub struct ReaderTask {
     partition: u16,
     start: Option<core::Start>,
     notify: Notify,
+    /// The first batch, read in the same task (`None`: none, for a scan).
+    first: Option<Fill>,
 }
 
 impl Task for ReaderTask {
-    type Output = Outcome<core::Reader>;
+    type Output = Outcome<ReaderHandle>;
     type JsValue = ExternalRef<ReaderHandle>;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let start = self.start.take().unwrap_or(core::Start::Lsn(0));
-        let (wal, partition) = (&self.wal, self.partition);
-        Ok(catch(|| Ok(wal.reader(partition, start)?)))
+        let (wal, partition, first) = (&self.wal, self.partition, self.first);
+        Ok(catch(|| {
+            let slot = Arc::new(ReaderSlot::new(wal.reader(partition, start)?, self.notify.clone()));
+            // Reading the first batch here spares a stream's first step a second trip
+            // through the pool and the read notifier: a seek's time to its first record
+            // (bench table 8) is mostly such trips. A failure is the first item.
+            if let Some(fill) = first {
+                slot.fill(fill, 0);
+            }
+            Ok(slot)
+        }))
     }
 
-    fn resolve(&mut self, env: Env, reader: Self::Output) -> Result<Self::JsValue> {
-        let reader = reader.map_err(|f| f.into_js(&env))?;
-        ExternalRef::new(&env, Arc::new(ReaderSlot::new(reader, self.notify.clone())))
+    fn resolve(&mut self, env: Env, slot: Self::Output) -> Result<Self::JsValue> {
+        ExternalRef::new(&env, slot.map_err(|f| f.into_js(&env))?)
     }
 }
 
 /// Opens a reader of `partition` on the thread pool: from `fromLsn` (0: the start of the
 /// retained log), or, when `usePosition`, from `segment`/`offset`. `id` is what the read
-/// notifier is called with when this reader has a batch for a caller that waits.
+/// notifier is called with when this reader has a batch for a caller that waits. With
+/// `firstBytes` above 0 the task also reads the first batch (at most `maxBytes`), which
+/// `readerTake` then finds ready.
 #[napi(ts_return_type = "Promise<ExternalObject<ReaderHandle>>")]
 #[allow(clippy::too_many_arguments)]
 pub fn open_reader(
@@ -48,6 +60,8 @@ pub fn open_reader(
     use_position: bool,
     segment: f64,
     offset: f64,
+    first_bytes: u32,
+    max_bytes: u32,
 ) -> Result<AsyncTask<ReaderTask>> {
     guard(env, || {
         let start = if use_position {
@@ -66,6 +80,11 @@ pub fn open_reader(
                 notifier: Arc::clone(&handle.reads),
                 id,
             },
+            first: (first_bytes > 0).then_some(Fill {
+                first: first_bytes as usize,
+                max: max_bytes as usize,
+                depth: 1,
+            }),
         }))
     })
 }
