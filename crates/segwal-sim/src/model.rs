@@ -115,6 +115,16 @@ impl Part {
         self.history.get(&lsn)?.iter().find(|v| v.bytes.as_slice() == bytes)
     }
 
+    /// Every version of `lsn` that held `bytes`, oldest first: payloads may repeat (an
+    /// empty one, say), and then the bytes alone do not say which record was read.
+    pub fn versions_with<'a>(&'a self, lsn: u64, bytes: &'a [u8]) -> impl Iterator<Item = &'a Version> + 'a {
+        self.history
+            .get(&lsn)
+            .into_iter()
+            .flatten()
+            .filter(move |v| v.bytes.as_slice() == bytes)
+    }
+
     /// A failure (the log resumes at `first_lsn`; `failed` are the records it settles)
     /// fails the truncates queued behind the failed records too: such a truncate never
     /// applied, so up to `first_lsn` the engine still has what was there before it. One
