@@ -329,3 +329,75 @@ fn a_too_large_record_is_refused_as_such_on_a_poisoned_wal() {
     assert_eq!(batch.map_err(|e| e.code), Err(ErrorCode::RecordTooLarge));
     assert_eq!(d.wal.append(1, b"x").map_err(|e| e.code), Err(ErrorCode::Io));
 }
+
+/// Seed 93376 of the simulator: a rotation fails (its new segment's header write, or the
+/// directory sync that would publish it) and the disk then refuses both of the rollback's
+/// removals of the new segment file. Nothing can remove it then, so until the next open
+/// the directory holds a segment file `segments()` does not list. That is legitimate only
+/// if nothing in it was acknowledged, the WAL refuses everything until reopened (no LSN
+/// is handed out twice), and the next open drops the file or takes up its records (they
+/// were failed: absent or wholly present), with every acknowledged record there.
+#[test]
+fn a_segment_file_the_disk_will_not_remove_is_left_to_the_next_open() {
+    let o = sim_opts(1024, true);
+    let work = |d: &mut Driver| {
+        for _ in 0..5 {
+            d.append(0, 150);
+            d.wait();
+        }
+        d.batch(0, &[200, 200]);
+        d.wait();
+    };
+    let probe = SimFs::new();
+    let mut d = Driver::new(open(&probe, o.clone()).unwrap());
+    work(&mut d);
+    d.wal.close().unwrap();
+    let log = probe.op_log();
+    let call = |from: usize, what: &str| {
+        log.iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, op)| op.ends_with(what))
+            .map(|(n, _)| n)
+            .unwrap_or_else(|| panic!("no call `{what}` in\n  {}", tail(&log, 40)))
+    };
+    let header = call(0, ": write part_0_0000000002.wal @0 +64");
+    let dir_sync = call(header, &format!(": sync_dir {}", dir().display()));
+    for (what, at) in [("its header write", header), ("the directory sync", dir_sync)] {
+        let fs = SimFs::new();
+        fs.fail_op(at as u64, libc::EIO);
+        fs.fail_op(at as u64 + 1, libc::ENOSPC);
+        fs.fail_op(at as u64 + 2, libc::EIO);
+        let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+        work(&mut d);
+        let ctx = format!("{what} fails, then both removals\n  {}", tail(&fs.op_log(), 12));
+        assert!(
+            fs.names(dir()).iter().any(|n| n == "part_0_0000000002.wal"),
+            "{ctx}\nthe segment file is not stranded"
+        );
+        let listed: Vec<u64> = d.wal.segments(0).unwrap().iter().map(|s| s.index).collect();
+        assert_eq!(listed, vec![1], "{ctx}");
+        assert!(d.m.writes.iter().any(|w| w.st == St::Failed), "{ctx}");
+        let e = d.wal.append(0, b"x").unwrap_err();
+        assert!(e.message.contains("unusable until reopened"), "{ctx}\n{e}");
+        assert_eq!(d.wal.close().unwrap_err().code, ErrorCode::Io, "{ctx}");
+        let Driver { m, wal, .. } = d;
+        drop(wal);
+        check_recovered(&fs.power_loss(), &o, &m, &|| format!("{ctx}\npower loss"));
+        check_recovered(&fs.power_loss_torn(at as u64), &o, &m, &|| {
+            format!("{ctx}\ntorn power loss")
+        });
+        // The same disk, reopened: the open resolves the stranded file.
+        let wal = open(&fs, o.clone()).unwrap();
+        let listed: Vec<u64> = wal.segments(0).unwrap().iter().map(|s| s.index).collect();
+        let mut files: Vec<u64> = fs
+            .names(dir())
+            .iter()
+            .filter_map(|n| n.strip_prefix("part_0_")?.strip_suffix(".wal")?.parse().ok())
+            .collect();
+        files.sort_unstable();
+        assert_eq!(files, listed, "{ctx}\nafter reopen");
+        drop(wal);
+        check_recovered(&fs, &o, &m, &|| format!("{ctx}\nreopened"));
+    }
+}
