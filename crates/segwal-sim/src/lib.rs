@@ -34,8 +34,11 @@ pub use run::{run, Config, Failure, Outcome, KNOWN_OPEN};
 /// Found by the 82,001-100,000 sweep, both the checker's: 91466 (two versions of an LSN
 /// with equal bytes, both empty: a read of the newer one was judged as the older one, which
 /// a resolved truncate had removed); 93376 (a failed rotation's segment file the disk
-/// refused to remove, twice, is left to the next open; see `Sim::stranded`).
+/// refused to remove, twice, is left to the next open; see `Sim::stranded`). Found past
+/// 100,000, the checker's: 100933 (equal bytes again: a reader that read the old version of
+/// an LSN a truncate in progress removed was judged as having read the new one, so the
+/// engine's WAL_LSN_OUT_OF_RANGE at the truncate's resolution was called wrong).
 pub const REGRESSION_SEEDS: &[u64] = &[
     67, 78, 283, 1107, 1203, 1507, 1511, 1691, 2132, 2364, 18501, 19585, 23497, 23655, 23766, 25200, 46309, 91466,
-    93376,
+    93376, 100933,
 ];

@@ -83,6 +83,10 @@ struct Rd {
     /// The truncate (its index in `Part::truncates`) that removed a record this reader
     /// yielded, or whose cut it was already past when the truncate was made.
     doomed: Option<usize>,
+    /// A truncate in progress that removed an older version of a record this reader
+    /// yielded with the same bytes as the current one: which of the two it got cannot be
+    /// told, so it may be doomed by that truncate, or not (seed 100933).
+    maybe_doomed: Option<usize>,
 }
 
 enum Op {
@@ -482,6 +486,7 @@ impl Sim {
                         reader,
                         next,
                         doomed,
+                        maybe_doomed: None,
                     });
                 }
                 Err(e) => {
@@ -535,6 +540,7 @@ impl Sim {
                     reader,
                     next,
                     doomed,
+                    maybe_doomed: None,
                 });
             }
             Err(e) => {
@@ -591,7 +597,21 @@ impl Sim {
                         return Err(self.fail(format!("reader of p{p} yielded LSN {}, expected {}", rec.lsn, rd.next)));
                     }
                     let v = match m.cur.get(&rec.lsn) {
-                        Some(v) if v.bytes.as_slice() == bytes => v.clone(),
+                        Some(v) if v.bytes.as_slice() == bytes => {
+                            // An older version with these bytes, removed by a truncate in
+                            // progress, may be what was read. Seed 100933: LSN 4 was empty
+                            // before truncate_after(3) and again in the batch appended after
+                            // it; the reader read the old one before the truncate applied,
+                            // so it had yielded a record above the cut, and the engine's
+                            // WAL_LSN_OUT_OF_RANGE at the resolution was right.
+                            if rd.maybe_doomed.is_none() {
+                                rd.maybe_doomed = m
+                                    .versions_with(rec.lsn, bytes)
+                                    .filter(|o| o.id != v.id)
+                                    .find_map(|o| m.removed_by(rec.lsn, o).find(|(_, t)| !t.resolved).map(|(i, _)| i));
+                            }
+                            v.clone()
+                        }
                         _ => {
                             // Versions with equal bytes (empty payloads, say) cannot be told
                             // apart: the read is fine if any of them may be handed out still.
@@ -667,7 +687,9 @@ impl Sim {
                 self.note(format!("read p{p} -> {} ({})", e.code_str(), e.message));
                 let fine = match e.code {
                     ErrorCode::LsnOutOfRange => {
-                        rd.doomed.is_some() || (self.allows("#2") && e.message.contains("truncated below"))
+                        rd.doomed.is_some()
+                            || rd.maybe_doomed.is_some()
+                            || (self.allows("#2") && e.message.contains("truncated below"))
                     }
                     ErrorCode::LsnPurged => m.purged_below > rd.next || (self.allows("#10") && rd.doomed.is_some()),
                     ErrorCode::Corruption => {
