@@ -22,8 +22,8 @@
  * 26-28 at 8 (2.4-2.8 GB/s). The price is the scavenge, once per `SCAVENGE_AFTER`
  * streamed: 0.4-1.4 ms on the 2-core VM however little survives (V8's parallel
  * scavenging tasks wait for a core the reader thread holds), so 4 KiB records lose
- * 10-20% of their rate at 8 MiB (`node --expose-gc bench/read-cpu.mjs 4096 65536 5
- * batches stream`). Where V8 has grown the young generation (1 to 16 MiB a
+ * 10-15% of their rate at 8 MiB against 16 (`node --expose-gc bench/read-cpu.mjs 4096
+ * 65536 5 batches stream`). Where V8 has grown the young generation (1 to 16 MiB a
  * semi-space, in a process that keeps many young objects alive, as a server with
  * requests in flight does), batches pile up to its size instead, so that the garbage
  * stays at most half of what is streamed.
