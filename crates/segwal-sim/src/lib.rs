@@ -40,5 +40,5 @@ pub use run::{run, Config, Failure, Outcome, KNOWN_OPEN};
 /// engine's WAL_LSN_OUT_OF_RANGE at the truncate's resolution was called wrong).
 pub const REGRESSION_SEEDS: &[u64] = &[
     67, 78, 283, 1107, 1203, 1507, 1511, 1691, 2132, 2364, 18501, 19585, 23497, 23655, 23766, 25200, 46309, 91466,
-    93376, 100933,
+    93376, 100933, 128379, 143071,
 ];
