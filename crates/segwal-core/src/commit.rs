@@ -73,8 +73,16 @@ pub(crate) fn round(inner: &Engine, p: &Partition, mut st: MutexGuard<'_, PState
         round: Round::default(),
         sync_took: None,
     };
+    // Before the round's first change: a crash after it must not be judged clean. A
+    // sync changes nothing (close syncs every partition).
+    let changes = items.iter().any(|item| !matches!(item, Item::Sync(_)));
     let mut items = items.into_iter();
-    let mut outcome = w.open_active();
+    let mut outcome = match changes {
+        true => inner.clean_mark.take(inner.fs.as_ref(), &inner.dir),
+        false => Ok(()),
+    }
+    .map_err(|error| Failed { error, fatal: false })
+    .and_then(|()| w.open_active());
     if outcome.is_ok() {
         for item in items.by_ref() {
             if inner.is_poisoned() {

@@ -22,7 +22,7 @@ use crate::handles::ReadHandles;
 use crate::options::{Options, SyncMode, Truncation};
 use crate::partition::{AckEvent, Item, PState, Partition};
 use crate::pending::{Done, Pending, Reply};
-use crate::recovery;
+use crate::recovery::{self, CleanMark};
 
 /// Writer threads; a partition is handled by one at a time, so different partitions
 /// fsync in parallel while each one's appends share its fsync.
@@ -67,6 +67,8 @@ pub(crate) struct Engine {
     /// `notify_one` must always reach a writer).
     stop_cv: Condvar,
     pub recovery: Vec<Truncation>,
+    /// Taken by the first round (`commit::round`): see `CleanMark`.
+    pub clean_mark: CleanMark,
     lock: Mutex<Option<Box<dyn Any + Send + Sync>>>,
     /// Writer threads still running (0 for a driven WAL): the last one to stop finishes
     /// the close, so that nothing touches the directory once its lock is released.
@@ -126,13 +128,12 @@ fn parent_dir(d: &Path) -> Option<PathBuf> {
     })
 }
 
-/// Makes `dir` (and its entry) durable and takes its lock.
-fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn Any + Send + Sync>> {
+/// Makes `dir` and the levels above it that it creates durable, and takes its lock;
+/// whether `dir` was there already.
+fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<(Box<dyn Any + Send + Sync>, bool)> {
     // A directory is durable only once its parent is synced (its entry is in the
     // parent): without that, a power loss could take a new WAL whole, acknowledged
-    // records included. Levels made here must be synced; the WAL directory's own
-    // entry is synced at every open too, best effort if it already existed (the
-    // caller may have made it, or an open that failed before syncing it).
+    // records included. Levels made here must be synced.
     let made: Vec<PathBuf> = dir
         .ancestors()
         .take_while(|a| !a.as_os_str().is_empty() && fs.list_dir(a).is_err())
@@ -144,20 +145,16 @@ fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn Any + Send + Sync>> {
         fs.sync_dir(&parent)
             .map_err(|e| Error::io(&e, format!("syncing {}", parent.display())))?;
     }
-    if made.is_empty() {
-        if let Some(parent) = parent_dir(dir) {
-            let _ = fs.sync_dir(&parent);
-        }
-    }
     let lock = fs
         .lock_dir(dir)
         .map_err(|e| Error::io(&e, format!("locking {}", dir.display())))?;
-    lock.ok_or_else(|| {
+    let lock = lock.ok_or_else(|| {
         Error::new(
             ErrorCode::Locked,
             format!("{} is already open by another Wal", dir.display()),
         )
-    })
+    })?;
+    Ok((lock, made.is_empty()))
 }
 
 impl Engine {
@@ -166,8 +163,16 @@ impl Engine {
     pub fn open(dir: &Path, opts: Options, fs: Arc<dyn Fs>, threads: bool) -> Result<Arc<Engine>> {
         let gathers = threads && opts.sync == SyncMode::Always;
         let dir = dir.to_path_buf();
-        let lock = lock_dir(fs.as_ref(), &dir)?;
+        let (lock, existed) = lock_dir(fs.as_ref(), &dir)?;
         let found = recovery::recover(fs.as_ref(), &dir, &opts)?;
+        if existed && !found.clean_mark.is_present() {
+            // The WAL directory's own entry, best effort: the caller may have made the
+            // directory, or an open that failed before syncing it. After a clean close
+            // the open before it did this, and nothing has changed since.
+            if let Some(parent) = parent_dir(&dir) {
+                let _ = fs.sync_dir(&parent);
+            }
+        }
         let parts: Box<[OnceLock<Arc<Partition>>]> = (0..=u16::MAX as usize).map(|_| OnceLock::new()).collect();
         for (id, st) in found.partitions {
             let _ = parts[id as usize].set(Arc::new(Partition::new(id, st)));
@@ -199,6 +204,7 @@ impl Engine {
             sched_cv: Condvar::new(),
             stop_cv: Condvar::new(),
             recovery: found.truncations,
+            clean_mark: found.clean_mark,
             lock: Mutex::new(Some(lock)),
             live_writers: AtomicUsize::new(0),
             read_handles: Arc::default(),
@@ -658,7 +664,11 @@ impl Engine {
             closing
                 .as_ref()
                 .map_or(Ok(()), |(synced, _)| synced.clone())
-                .and_then(|()| recovery::mark_clean(self.fs.as_ref(), &self.dir))
+                .and_then(|()| match self.clean_mark.is_present() {
+                    // Still there: nothing changed since the clean close that left it.
+                    true => Ok(()),
+                    false => recovery::mark_clean(self.fs.as_ref(), &self.dir),
+                })
         };
         *self.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if let Some((_, reply)) = closing {

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::format::{self, FrameInfo, SegmentHeader, SEGMENT_HEADER_LEN};
@@ -17,12 +18,13 @@ use crate::truncate;
 pub(crate) struct Found {
     pub partitions: Vec<(u16, PState)>,
     pub truncations: Vec<Truncation>,
+    pub clean_mark: CleanMark,
 }
 
 const HEADER: u64 = SEGMENT_HEADER_LEN as u64;
 
-/// Left by a `close()` that made everything durable; removed (durably) by the next open
-/// before anything is written. Its presence means no tail can be torn: any damage found
+/// Left by a `close()` that made everything durable; removed (durably) before the next
+/// change to the log's files (see [`CleanMark`]). Its presence means no tail can be torn: any damage found
 /// is damage, never a power loss's leftovers (Kafka's clean-shutdown file does the same).
 pub(crate) const CLEAN_FILE: &str = "segwal.clean";
 
@@ -31,6 +33,51 @@ pub(crate) fn mark_clean(fs: &dyn Fs, dir: &Path) -> Result<()> {
     let io = |e: std::io::Error| Error::io(&e, format!("marking {} cleanly closed", dir.display()));
     fs.create(&dir.join(CLEAN_FILE)).map_err(io)?;
     fs.sync_dir(dir).map_err(io)
+}
+
+/// The clean-close mark from open until it is gone. It must be gone, durably, before
+/// the first change to any segment or name: a crash after a change would otherwise be
+/// judged as if nothing could be torn. It goes with that first change (the first writer
+/// round, or a cut recovery makes) rather than at open, so that an open that only reads
+/// costs no directory fsync (~1 ms here), and a close with nothing changed leaves it.
+pub(crate) struct CleanMark {
+    present: AtomicBool,
+    taking: Mutex<()>,
+}
+
+impl CleanMark {
+    fn new(present: bool) -> CleanMark {
+        CleanMark {
+            present: AtomicBool::new(present),
+            taking: Mutex::new(()),
+        }
+    }
+
+    /// Nothing has changed since the clean close that left it.
+    pub fn is_present(&self) -> bool {
+        self.present.load(Ordering::Acquire)
+    }
+
+    /// Removes the mark, durably, if it is still there. Nothing has changed when it
+    /// fails, so the change that called it can fail alone, and the next one tries again.
+    pub fn take(&self, fs: &dyn Fs, dir: &Path) -> Result<()> {
+        if !self.is_present() {
+            return Ok(());
+        }
+        let _one = self.taking.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.is_present() {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| Error::io(&e, format!("removing {CLEAN_FILE}"));
+        match fs.remove(&dir.join(CLEAN_FILE)) {
+            // NotFound: an earlier try removed it, and then its directory sync failed.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        fs.sync_dir(dir).map_err(io)?;
+        self.present.store(false, Ordering::Release);
+        Ok(())
+    }
 }
 
 /// The one torn-versus-damaged decision: open cuts what it calls torn, inspect and verify
@@ -60,8 +107,10 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<Found> 
     };
     let names = list(fs)?;
     let clean = names.iter().any(|n| n == CLEAN_FILE);
+    let mark = CleanMark::new(clean);
     for name in names {
         if truncate::is_intent_file(&name) {
+            mark.take(fs, dir)?;
             truncate::replay_intent(fs, dir, &name)?;
         } else if format::parse_spare_file_name(&name).is_some() {
             // A spare made ahead and never used: nothing in it was ever acknowledged.
@@ -78,6 +127,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<Found> 
     let mut found = Found {
         partitions: Vec::new(),
         truncations: Vec::new(),
+        clean_mark: mark,
     };
     for (p, mut indices) in by_partition {
         indices.sort_unstable();
@@ -86,6 +136,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<Found> 
             dir,
             opts,
             clean,
+            mark: &found.clean_mark,
             partition: p,
             truncations: &mut found.truncations,
             unsynced: None,
@@ -94,14 +145,13 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<Found> 
             found.partitions.push((p, st));
         }
     }
-    if clean {
-        fs.remove(&dir.join(CLEAN_FILE))
-            .map_err(|e| Error::io(&e, format!("removing {CLEAN_FILE}")))?;
+    if !clean {
+        // Names a killed process created, renamed or removed may not be durable yet,
+        // and the log is about to be read and extended as it is now. A clean close
+        // synced them all.
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io(&e, format!("syncing {}", dir.display())))?;
     }
-    // Names a killed process created, renamed or removed may not be durable yet, and the
-    // log is about to be read and extended as it is now (and the clean mark is gone).
-    fs.sync_dir(dir)
-        .map_err(|e| Error::io(&e, format!("syncing {}", dir.display())))?;
     Ok(found)
 }
 
@@ -111,6 +161,8 @@ struct PartitionRecovery<'a> {
     opts: &'a Options,
     /// The last close was clean: nothing can be torn, nothing is unsynced.
     clean: bool,
+    /// Taken before anything is cut or removed.
+    mark: &'a CleanMark,
     partition: u16,
     truncations: &'a mut Vec<Truncation>,
     /// The segment `check_tail` looked at last and where its stretch after the last
@@ -409,6 +461,7 @@ impl PartitionRecovery<'_> {
     }
 
     fn cut(&mut self, s: &Opened, at: u64) -> Result<()> {
+        self.mark.take(self.fs, self.dir)?;
         let file = self.open(s.index, true)?;
         file.set_len(at)
             .and_then(|_| file.sync_data())
@@ -442,6 +495,7 @@ impl PartitionRecovery<'_> {
 
     fn remove(&mut self, index: u64, len: u64) -> Result<()> {
         let name = self.name(index);
+        self.mark.take(self.fs, self.dir)?;
         self.fs
             .remove(&self.dir.join(&name))
             .map_err(|e| Error::io(&e, format!("removing {name}")))?;
