@@ -4,7 +4,8 @@
 // facade and the binding above it, which it cannot see.
 //
 // The operation sequence comes from a seed (printed on failure); timing does not.
-// SEGWAL_MODEL_SEED=n replays one seed; SEGWAL_MODEL_SEEDS=n runs more of them.
+// SEGWAL_MODEL_SEED=n replays one seed; SEGWAL_MODEL_SEEDS=n runs more of them, from
+// SEGWAL_MODEL_FROM (1000).
 import test from 'ava'
 import { Wal, WalError } from '../dist/index.js'
 import { makeTempDirs } from './api-helpers.mjs'
@@ -232,7 +233,8 @@ async function runSeed(seed, ops) {
 
 const one = process.env.SEGWAL_MODEL_SEED
 const count = Number(process.env.SEGWAL_MODEL_SEEDS ?? 6)
-const seeds = one !== undefined ? [Number(one)] : Array.from({ length: count }, (_, i) => 1000 + i)
+const from = Number(process.env.SEGWAL_MODEL_FROM ?? 1000)
+const seeds = one !== undefined ? [Number(one)] : Array.from({ length: count }, (_, i) => from + i)
 
 for (const seed of seeds) {
   test.serial(`model seed ${seed}`, async (t) => {
