@@ -97,6 +97,24 @@ fn damage_before_later_synced_rounds_is_corruption_even_next_to_zero_pages() {
     drop(wal);
 }
 
+/// A WAL of `records` records of 100 B in partition 0, written with `sync: 'none'` (so
+/// no frame after the header is a sync point) and closed cleanly; and its options.
+fn closed_cleanly(records: usize) -> (SimFs, Options) {
+    let fs = SimFs::new();
+    let o = Options {
+        sync: SyncMode::None,
+        ..sim_opts(1 << 20, true)
+    };
+    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
+    for _ in 0..records {
+        d.append(0, 100);
+    }
+    d.wait();
+    d.wal.close().unwrap();
+    drop(d);
+    (fs, o)
+}
+
 /// After a clean close nothing can be torn: damage in the newest segment is damage, even
 /// where nothing marks a sync point after it (sync 'none': only close synced the tail). It
 /// is never cut. Open reads only the segment's last frame, as it does a sealed segment's
@@ -105,18 +123,7 @@ fn damage_before_later_synced_rounds_is_corruption_even_next_to_zero_pages() {
 #[test]
 fn after_a_clean_close_damage_in_the_newest_segment_is_corruption() {
     for (zero_page, at_end) in [(false, false), (true, false), (false, true), (true, true)] {
-        let fs = SimFs::new();
-        let o = Options {
-            sync: SyncMode::None,
-            ..sim_opts(1 << 20, true)
-        };
-        let mut d = Driver::new(open(&fs, o.clone()).unwrap());
-        for _ in 0..200 {
-            d.append(0, 100);
-        }
-        d.wait();
-        d.wal.close().unwrap();
-        drop(d);
+        let (fs, o) = closed_cleanly(200);
         let path = segment_path(0, 1);
         let mut bytes = fs.read_file(&path).unwrap();
         let page = if at_end { bytes.len() / 4096 } else { 3 };
@@ -154,18 +161,7 @@ fn after_a_clean_close_damage_in_the_newest_segment_is_corruption() {
 #[test]
 fn the_clean_mark_goes_durably_before_the_first_write_and_not_before() {
     const MARK: &str = "segwal.clean";
-    let o = Options {
-        sync: SyncMode::None,
-        ..sim_opts(1 << 20, true)
-    };
-    let fs = SimFs::new();
-    let mut d = Driver::new(open(&fs, o.clone()).unwrap());
-    for _ in 0..20 {
-        d.append(0, 100);
-    }
-    d.wait();
-    d.wal.close().unwrap();
-    drop(d);
+    let (fs, o) = closed_cleanly(20);
     assert!(fs.names(dir()).iter().any(|n| n == MARK));
 
     // Open, read, close: the directory is not touched.
