@@ -67,7 +67,7 @@ pub(crate) struct Engine {
     /// `notify_one` must always reach a writer).
     stop_cv: Condvar,
     pub recovery: Vec<Truncation>,
-    /// Taken by the first round (`commit::round`): see `CleanMark`.
+    /// Taken before the first change to the log's files (`commit::round`): see `CleanMark`.
     pub clean_mark: CleanMark,
     lock: Mutex<Option<Box<dyn Any + Send + Sync>>>,
     /// Writer threads still running (0 for a driven WAL): the last one to stop finishes

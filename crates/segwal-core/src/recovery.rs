@@ -24,8 +24,9 @@ pub(crate) struct Found {
 const HEADER: u64 = SEGMENT_HEADER_LEN as u64;
 
 /// Left by a `close()` that made everything durable; removed (durably) before the next
-/// change to the log's files (see [`CleanMark`]). Its presence means no tail can be torn: any damage found
-/// is damage, never a power loss's leftovers (Kafka's clean-shutdown file does the same).
+/// change to the log's files (see [`CleanMark`]). Its presence means no tail can be torn:
+/// any damage found is damage, never a power loss's leftovers (Kafka's clean-shutdown file
+/// does the same).
 pub(crate) const CLEAN_FILE: &str = "segwal.clean";
 
 /// Records a clean shutdown (see [`CLEAN_FILE`]); everything must be durable already.
