@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { cleanup, fmtNum, logGaps, scratchRoot, table } from './lib.mjs'
+import { MiB, cleanup, fmtNum, logGaps, onlySystems, scratchRoot, settle, table } from './lib.mjs'
 import { loadLevel, loadLmdb, loadSegwal } from './peers.mjs'
 import { WORKLOADS, params, runChild } from './workloads.mjs'
 
@@ -26,6 +26,8 @@ usage: npm run bench -- [options]        (or: node bench/index.mjs [options])
                       full mode (the default) takes several minutes and ~12 GiB of disk
   --json              print one JSON document on stdout (tables go to stderr)
   --only a,b,...      run only these workloads (names below)
+  --systems a,b,...   run only the systems (rows) whose name contains one of these; a
+                      diagnosis: the targets that need a missing row say so
   --runs N            runs per system (default 5 full, 3 quick; interleaved A B C A B C)
   --gaps              log every event-loop gap over 5 ms as it happens, with its run and
                       the V8 collection inside it (issue #11 target 8)
@@ -59,6 +61,7 @@ function parse(argv) {
     else if (a === '--only') o.only = val().split(',').map((s) => s.trim()).filter(Boolean)
     else if (a === '--runs') o.runs = Math.max(1, parseInt(val(), 10))
     else if (a === '--gaps') o.gaps = true
+    else if (a === '--systems') onlySystems(val().split(',').map((s) => s.trim()).filter(Boolean))
     else if (a === '--open-gib') o.openGiB = parseFloat(val())
     else if (a === '--engine-json') o.engineJson = val()
     else throw new Error(`unknown option ${a} (see --help)`)
@@ -178,6 +181,12 @@ async function main() {
     for (const name of names) {
       const ts = Date.now()
       log(`[${((ts - t0) / 1000).toFixed(0)} s] ${name}: ${WORKLOADS[name].about}`)
+      if (o.gaps) {
+        // What earlier workloads left live: a bigger heap makes every later full collection longer.
+        await settle()
+        const m = process.memoryUsage()
+        log(`  live JS heap ${(m.heapUsed / MiB).toFixed(1)} MiB, external ${(m.external / MiB).toFixed(1)} MiB${reclaimText()}`)
+      }
       try {
         const r = await WORKLOADS[name].run(ctx)
         results[name] = { rows: r.rows, seconds: (Date.now() - ts) / 1000, ...(r.engine ? { engine: r.engine } : {}) }
@@ -215,3 +224,20 @@ main().catch((e) => {
   console.error(e?.stack || e)
   process.exit(1)
 })
+
+/** Direct reclaim and compaction stalls so far (Linux, `--gaps`): allocations that waited for the kernel. */
+function reclaimText() {
+  try {
+    const v = Object.fromEntries(
+      fs
+        .readFileSync('/proc/vmstat', 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')),
+    )
+    const stalls = Object.keys(v).filter((k) => k.startsWith('allocstall_')).reduce((a, k) => a + Number(v[k]), 0)
+    return `; machine: ${stalls} direct-reclaim stalls, ${v.compact_stall} compaction stalls, ${Math.round(Number(v.nr_free_pages) / 256)} MiB free`
+  } catch {
+    return ''
+  }
+}

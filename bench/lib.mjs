@@ -107,7 +107,7 @@ export class LoopGap {
         const waited = (sched.waited - this.sched.waited) / 1e6
         gapLog.log(
           `  loop gap ${gap.toFixed(1)} ms: JS thread ran ${ran.toFixed(1)}, waited for a CPU ${waited.toFixed(1)}, ` +
-            `slept ${Math.max(0, gap - ran - waited).toFixed(1)}${gcText(this.last, t)}`,
+            `slept ${Math.max(0, gap - ran - waited).toFixed(1)}, ${sched.faults - this.sched.faults} page faults${gcText(this.last, t)}`,
         )
       }
       this.sched = sched
@@ -164,9 +164,12 @@ function gcText(from, to) {
 function jsThreadSched() {
   try {
     const [ran, waited] = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number)
-    return { ran, waited }
+    // minflt and majflt: a gap full of faults is the kernel's (fresh pages, reclaim), not JS.
+    const stat = fs.readFileSync('/proc/thread-self/stat', 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return { ran, waited, faults: Number(f[7]) + Number(f[9]) }
   } catch {
-    return { ran: NaN, waited: NaN }
+    return { ran: NaN, waited: NaN, faults: NaN }
   }
 }
 
@@ -300,6 +303,12 @@ export function freeBytes(p) {
 
 // ------------------------------------------------------------------ interleaving
 
+let selected = null
+/** `--systems`: run only the systems whose name contains one of these (a diagnosis: rows go missing). */
+export function onlySystems(words) {
+  selected = words
+}
+
 /**
  * Runs every system `runs` times, interleaved (A B C A B C ...), each run under a fresh
  * event-loop gap monitor. `system.run(runIndex)` resolves to
@@ -307,6 +316,7 @@ export function freeBytes(p) {
  */
 export async function interleave(systems, runs, log) {
   const results = systems.map(() => [])
+  if (selected) for (const s of systems) if (!selected.some((w) => s.name.includes(w))) s.skip ??= 'not selected (--systems)'
   for (let r = 0; r < runs; r++) {
     for (let i = 0; i < systems.length; i++) {
       const s = systems[i]
