@@ -9,7 +9,10 @@
  */
 import { performance } from 'node:perf_hooks'
 
-/** A few batches' work: one `setImmediate` hop per budget costs ~1% of a drain. */
+/**
+ * A few batches' work. The `setImmediate` hop per budget costs no CPU per record that
+ * bench/read-cpu.mjs can tell from its noise (±5%).
+ */
 const TURN_BUDGET_MS = 2
 
 /** When the current macrotask's first reader step ran (-1: none yet in this turn). */
