@@ -13,8 +13,8 @@
  * mark-compacts in 768 MiB.
  *
  * So once `SCAVENGE_AFTER` of batch memory has piled up since V8's external memory last
- * fell (a collection gave batches back), batches fill what is left of the young
- * generation with garbage (`BALLAST_STEP` each), and V8 scavenges when it is full. The memory that piles up is
+ * fell (a collection gave batches back), a batch fills what is left of the young
+ * generation with garbage, and V8 scavenges there and then. The memory that piles up is
  * most of a stream's RSS. 4 GiB of 4 KiB records through `stream()` in a fresh process
  * grew RSS by 26-28 MiB on 648d61e (no read-ahead, no ballast), at 2.2-2.3 GB/s; by 42-56
  * when batches brought a share of their bytes from 16 MiB on, so that a scavenge came by

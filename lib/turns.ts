@@ -9,10 +9,7 @@
  */
 import { performance } from 'node:perf_hooks'
 
-/**
- * A few batches' work. The `setImmediate` hop per budget costs no CPU per record that
- * bench/read-cpu.mjs can tell from its noise (±5%).
- */
+/** A few batches' work: one `setImmediate` hop per budget costs ~1% of a drain. */
 const TURN_BUDGET_MS = 2
 
 /** When the current macrotask's first reader step ran (-1: none yet in this turn). */
