@@ -36,9 +36,3 @@ export function payloadOf(i, size = 100) {
   b.write(`rec-${i}`)
   return b
 }
-
-/** Holds the JS thread for `ms` (a caller's synchronous work, of a known least length). */
-export function spin(ms) {
-  const until = performance.now() + ms
-  while (performance.now() < until);
-}

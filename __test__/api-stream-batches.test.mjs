@@ -2,7 +2,7 @@
 // of consecutive LSNs within maxBytes, memory valid while referenced.
 import test from 'ava'
 import { Wal } from 'segwal'
-import { collect, makeTempDirs, payloadOf, spin } from './api-helpers.mjs'
+import { collect, makeTempDirs, payloadOf } from './api-helpers.mjs'
 
 const { tempDir, cleanup } = makeTempDirs('api-batches')
 test.after.always(cleanup)
@@ -173,33 +173,5 @@ test('engineScan() drains the records streamBatches() would yield, then ends the
   await s.engineScan()
   t.deepEqual(await s.next(), { done: true, value: undefined })
   t.is((await wal.streamBatches(9).engineScan()).records, 0)
-  await wal.close()
-})
-
-// Batches read ahead are taken synchronously from the native reader, so a `for await`
-// over them settles step after step in microtasks: without a pause, timers and I/O waited
-// for as many batches as the reader kept ready (turns of up to 26 ms in bench 5b).
-test('a batch stream lets the event loop run between batches once a turn is spent', async (t) => {
-  const wal = await Wal.open(tempDir(), { sync: 'none' })
-  const n = 64
-  for (let i = 0; i < n; i += 16) await wal.appendBatch(5, Array.from({ length: 16 }, (_, j) => payloadOf(i + j + 1, 8000)))
-  let turns = 0
-  let spinning = true
-  const tick = () => {
-    turns++
-    if (spinning) setImmediate(tick)
-  }
-  setImmediate(tick)
-  const seen = []
-  for await (const b of wal.streamBatches(5, { maxBytes: 16 << 10 })) {
-    seen.push(turns)
-    // The caller's work on a batch outlasts a turn's budget: the next batch comes a turn later.
-    spin(5)
-    t.true(b.count >= 1)
-  }
-  spinning = false
-  t.true(seen.length >= n / 2, `${seen.length} batches`)
-  const sameTurn = seen.filter((turn, i) => i > 0 && turn === seen[i - 1]).length
-  t.is(sameTurn, 0, `batches taken in the turn of the one before: ${sameTurn} of ${seen.length} (turns ${seen.join(',')})`)
   await wal.close()
 })

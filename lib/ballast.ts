@@ -49,19 +49,9 @@ let externalLast = 0
  */
 let ballast: unknown
 
-/**
- * Garbage made per batch, at most. Filling a young generation V8 had grown to 16 MiB a
- * semi-space in one go held the JS thread 10-18 ms (the arrays, the incremental-marking
- * steps V8 takes as they are allocated, the scavenge), the longest turns of a stream
- * after the bench's buffered workload (issue #11 target 8). In steps a batch adds ~1-2 ms,
- * and the scavenge comes a few batches later.
- */
-const BALLAST_STEP = 2 << 20
-
 /** Brings about a scavenge once batch memory has piled up (see above); called per batch. */
 export function addBallast(): void {
   const external = getHeapStatistics().external_memory
-  // External memory fell: a collection gave batches back (ours or one of its own).
   if (externalFloor < 0 || external < externalLast) externalFloor = external
   externalLast = external
   const piled = external - externalFloor
@@ -69,14 +59,12 @@ export function addBallast(): void {
   const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')
   // `space_size` is both semi-spaces: batch memory may pile up to twice the garbage it takes.
   if (young === undefined || piled < young.space_size) return
-  const rest = young.space_available_size + BALLAST_ARRAY_BYTES
-  const step = Math.min(rest, BALLAST_STEP)
-  for (let left = step; left > 0; left -= BALLAST_ARRAY_BYTES) {
+  for (let left = young.space_available_size + BALLAST_ARRAY_BYTES; left > 0; left -= BALLAST_ARRAY_BYTES) {
     ballast = undefined
     ballast = new Array(BALLAST_ARRAY_SLOTS)
   }
   ballast = undefined
   // The scavenge found the batches read so far dead, but V8 frees array buffers on
   // another thread, maybe after the next batch: count from here.
-  if (step === rest) externalFloor = external
+  externalFloor = external
 }

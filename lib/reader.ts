@@ -11,7 +11,6 @@ import { addBallast } from './ballast'
 import { native, type NativeBatch, type ReadScan, type ReaderHandle } from './binding'
 import type { FullBatch, WalRecord } from './batch'
 import { toWalError } from './errors'
-import { nextTurn, turnSpent } from './turns'
 
 /** Where a stream starts. */
 export type StreamStart = { fromLsn: number } | { segment: number; offset: number }
@@ -135,7 +134,6 @@ export class BatchReader {
     this.at = 0
     this.end = 0
     for (;;) {
-      if (turnSpent()) await nextTurn()
       if (this.#stopped()) return this.#end()
       let b: NativeBatch | null
       try {

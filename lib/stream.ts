@@ -2,12 +2,12 @@
  * The async iterators of `wal.stream()` (records) and `wal.streamBatches()` (batches),
  * both over the one reader in reader.ts.
  */
+import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { Batch, type RecordBatch, type WalRecord } from './batch'
 import type { ReadScan } from './binding'
 import { invalidArgument } from './errors'
 import { BatchReader, type StreamHost, type StreamStart } from './reader'
-import { nextTurn, turnSpent } from './turns'
 
 export type { RecordBatch, WalRecord } from './batch'
 export type { StreamHost, StreamStart } from './reader'
@@ -115,14 +115,17 @@ abstract class Pulls<T> implements AsyncIterableIterator<T> {
  * Records of a batch already read are handed out through promises that are settled at
  * once, so a `for await` over them runs in one turn of the event loop: a whole MiB of
  * 128 B records (6,500 of them, and the caller's work on each) would keep timers and I/O
- * waiting. Every `TURN_CHECK + 1` records the stream asks whether the turn is spent
- * (turns.ts) and if so lets the event loop run before the next record.
+ * waiting. The stream lets the event loop run (`setImmediate`) once a turn has lasted
+ * this long, checked every `TURN_CHECK + 1` records.
  */
+const TURN_MS = 2
 const TURN_CHECK = 255
 
 /** The stream of records (not exported from the package: users see {@link WalStream}). */
 export class RecordStream extends Pulls<WalRecord> implements WalStream {
   #served = 0
+  /** When the stream last let the event loop run (`performance.now()`). */
+  #turnStart = 0
   #yieldDue = false
 
   constructor(host: StreamHost, partition: number, start: StreamStart, follow: boolean, signal: AbortSignal | undefined) {
@@ -135,7 +138,7 @@ export class RecordStream extends Pulls<WalRecord> implements WalStream {
     // truncates shorten or drop the batch, so no other check is needed.
     const r = this.reader
     if (r.at < r.end && !this.pulling) {
-      if ((++this.#served & TURN_CHECK) !== 0 || !turnSpent()) {
+      if ((++this.#served & TURN_CHECK) !== 0 || performance.now() - this.#turnStart < TURN_MS) {
         return Promise.resolve({ done: false, value: r.takeRecord() })
       }
       this.#yieldDue = true
@@ -152,7 +155,8 @@ export class RecordStream extends Pulls<WalRecord> implements WalStream {
     const r = this.reader
     if (this.#yieldDue) {
       this.#yieldDue = false
-      await nextTurn()
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      this.#turnStart = performance.now()
       // Meanwhile an abort, close or truncate may have dropped or shortened the batch.
       if (r.at < r.end) return { done: false, value: r.takeRecord() }
     }
