@@ -27,7 +27,7 @@ usage: npm run bench -- [options]        (or: node bench/index.mjs [options])
   --json              print one JSON document on stdout (tables go to stderr)
   --only a,b,...      run only these workloads (names below)
   --systems a,b,...   run only the systems (rows) whose name contains one of these; a
-                      diagnosis: the targets that need a missing row say so
+                      diagnosis: a target that needs a missing row shows NaN
   --runs N            runs per system (default 5 full, 3 quick; interleaved A B C A B C)
   --gaps              log every event-loop gap over 5 ms as it happens, with its run and
                       the V8 collection inside it (issue #11 target 8)
