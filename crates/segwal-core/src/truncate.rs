@@ -75,6 +75,23 @@ impl Cut {
         })
     }
 
+    /// Whether the segment still reaches the cut. A cut only ever shortens a file; one
+    /// that a power loss left shorter (or took) lost its unsynced tail, the records past
+    /// the cut with it: with sync 'none' not even its header need have been synced before
+    /// the truncate. What is left is recovery's to judge as a torn tail; lengthening it to
+    /// the cut would make a torn header look like damage (simulator seed 403271).
+    fn fits(&self, fs: &dyn Fs, dir: &Path) -> Result<bool> {
+        let name = format::segment_file_name(self.partition, self.segment);
+        match fs.open(&dir.join(&name), false) {
+            Ok(file) => Ok(file
+                .len()
+                .map_err(|e| Error::io(&e, format!("reading the length of {name}")))?
+                >= self.len),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(&e, format!("opening {name}"))),
+        }
+    }
+
     /// Applies the cut; idempotent, so open can replay it after a crash.
     fn apply(&self, fs: &dyn Fs, dir: &Path) -> Result<std::sync::Arc<dyn crate::fs::FsFile>> {
         let name = format::segment_file_name(self.partition, self.segment);
@@ -97,7 +114,9 @@ pub(crate) fn replay_intent(fs: &dyn Fs, dir: &Path, name: &str) -> Result<()> {
     let got = f.read_full_at(&mut b, 0).map_err(io)?;
     // A torn intent means the cut itself never started.
     if let Some(cut) = Cut::decode(&b[..got]) {
-        cut.apply(fs, dir)?;
+        if cut.fits(fs, dir)? {
+            cut.apply(fs, dir)?;
+        }
     }
     fs.remove(&path).map_err(io)?;
     fs.sync_dir(dir).map_err(io)
