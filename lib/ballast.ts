@@ -12,9 +12,10 @@
  * its per-record objects, but not where the young generation is large: there it made 12
  * mark-compacts in 768 MiB.
  *
- * So once `SCAVENGE_AFTER` of batch memory has piled up since V8's external memory last
- * fell (a collection gave batches back), a batch fills what is left of the young
- * generation with garbage, and V8 scavenges there and then. The memory that piles up is
+ * So batches fill the young generation with garbage, each its share of what is left in
+ * step with its own memory, so that V8 scavenges by the time `SCAVENGE_AFTER` (or the young
+ * generation's size) of batch memory has piled up since the last scavenge or fall of V8's
+ * external memory. The memory that piles up is
  * most of a stream's RSS. 4 GiB of 4 KiB records through `stream()` in a fresh process
  * grew RSS by 26-28 MiB on 648d61e (no read-ahead, no ballast), at 2.2-2.3 GB/s; by 42-56
  * when batches brought a share of their bytes from 16 MiB on, so that a scavenge came by
@@ -41,6 +42,8 @@ const BALLAST_ARRAY_BYTES = BALLAST_ARRAY_SLOTS * 8
 /** External memory when a collection last gave some back (batches pile up from there). */
 let externalFloor = -1
 let externalLast = 0
+/** The young generation's use at the last call: a fall means V8 scavenged since. */
+let youngLast = 0
 /**
  * Where the garbage goes, so that V8 must allocate it. Emptied before each next array and
  * at the end, so that none of it survives the scavenge: V8 answers survivors by growing
@@ -49,22 +52,34 @@ let externalLast = 0
  */
 let ballast: unknown
 
-/** Brings about a scavenge once batch memory has piled up (see above); called per batch. */
+/**
+ * Brings about a scavenge by the time batch memory has piled up to its mark (see above);
+ * called per batch, each bringing a share of the garbage in step with its own memory.
+ */
 export function addBallast(): void {
   const external = getHeapStatistics().external_memory
-  if (externalFloor < 0 || external < externalLast) externalFloor = external
-  externalLast = external
-  const piled = external - externalFloor
-  if (piled < SCAVENGE_AFTER) return
   const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')
+  if (young === undefined) return
+  // A scavenge found the batches read so far dead, but V8 frees array buffers on another
+  // thread, maybe after the next batch: count from the scavenge, and again from the fall.
+  const scavenged = young.space_used_size < youngLast
+  const first = externalFloor < 0
+  if (first || scavenged || external < externalLast) externalFloor = external
+  const added = first ? 0 : Math.max(external - externalLast, 0)
+  externalLast = external
   // `space_size` is both semi-spaces: batch memory may pile up to twice the garbage it takes.
-  if (young === undefined || piled < young.space_size) return
-  for (let left = young.space_available_size + BALLAST_ARRAY_BYTES; left > 0; left -= BALLAST_ARRAY_BYTES) {
+  const mark = Math.max(SCAVENGE_AFTER, young.space_size)
+  const left = mark - (external - externalFloor)
+  // What is left of the young generation, in the share this batch took of what could still
+  // pile up: filling it all at once took 10-18 ms of one turn where V8 had grown it to 16 MiB.
+  const room = left + added
+  const garbage = left <= 0 ? young.space_available_size : (young.space_available_size * added) / room
+  let made = 0
+  for (; made < garbage; made += BALLAST_ARRAY_BYTES) {
     ballast = undefined
     ballast = new Array(BALLAST_ARRAY_SLOTS)
   }
   ballast = undefined
-  // The scavenge found the batches read so far dead, but V8 frees array buffers on
-  // another thread, maybe after the next batch: count from here.
-  externalFloor = external
+  // Less than this at the next call, and a scavenge came (maybe in this very fill).
+  youngLast = young.space_used_size + made
 }
