@@ -594,11 +594,15 @@ impl Writer<'_> {
             let name = format::segment_file_name(self.p.id, *index);
             let path = dir.join(&name);
             // Once more if it fails (a file left would be a segment `segments()` does not
-            // list); absent already is fine (its create failed).
-            match fs.remove(&path).or_else(|_| fs.remove(&path)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(&e, format!("removing {name}")))
-                }
+            // list); absent already is fine (its create failed), and is not tried again:
+            // a second try that failed would stop the rollback before the round's earlier
+            // segments (simulator seed 432828).
+            let absent = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+            match fs.remove(&path) {
+                Err(e) if !absent(&e) => match fs.remove(&path) {
+                    Err(e) if !absent(&e) => return Err(Error::io(&e, format!("removing {name}"))),
+                    _ => {}
+                },
                 _ => {}
             }
         }

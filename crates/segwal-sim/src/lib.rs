@@ -40,8 +40,12 @@ pub use run::{run, Config, Failure, Outcome, KNOWN_OPEN};
 /// engine's WAL_LSN_OUT_OF_RANGE at the truncate's resolution was called wrong).
 /// Found past 400,000, an engine defect: 403271 (a truncate's intent, replayed after a torn
 /// power loss, lengthened a segment that had never been synced, sync 'none', so its torn
-/// header was read as damage and open failed with WAL_CORRUPTION; `Cut::fits`).
+/// header was read as damage and open failed with WAL_CORRUPTION; `Cut::fits`). Found past
+/// 413,072, an engine defect: 432828 (a round that rotated twice failed creating its second
+/// segment; the rollback tried again to remove that absent file, the try failed, and the
+/// rollback stopped with the first new segment left on disk, unlisted, holding LSNs the
+/// partition would hand out again).
 pub const REGRESSION_SEEDS: &[u64] = &[
     67, 78, 283, 1107, 1203, 1507, 1511, 1691, 2132, 2364, 18501, 19585, 23497, 23655, 23766, 25200, 46309, 91466,
-    93376, 100933, 128379, 143071, 403271,
+    93376, 100933, 128379, 143071, 403271, 432828,
 ];
