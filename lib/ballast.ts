@@ -15,8 +15,7 @@
  * So batches fill the young generation with garbage, each its share of what is left in
  * step with its own memory, so that V8 scavenges by the time `SCAVENGE_AFTER` (or the young
  * generation's size) of batch memory has piled up since the last scavenge or fall of V8's
- * external memory. The memory that piles up is
- * most of a stream's RSS. 4 GiB of 4 KiB records through `stream()` in a fresh process
+ * external memory. The memory that piles up is most of a stream's RSS. 4 GiB of 4 KiB records through `stream()` in a fresh process
  * grew RSS by 26-28 MiB on 648d61e (no read-ahead, no ballast), at 2.2-2.3 GB/s; by 42-56
  * when batches brought a share of their bytes from 16 MiB on, so that a scavenge came by
  * ~48 (3.1-3.4 GB/s); and with this, by 38 at 12 MiB, 31-33 at 16 (2.7-3.0 GB/s) and

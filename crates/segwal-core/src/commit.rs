@@ -598,11 +598,11 @@ impl Writer<'_> {
             // a second try that failed would stop the rollback before the round's earlier
             // segments (simulator seed 432828).
             let absent = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
-            match fs.remove(&path) {
-                Err(e) if !absent(&e) => match fs.remove(&path) {
-                    Err(e) if !absent(&e) => return Err(Error::io(&e, format!("removing {name}"))),
-                    _ => {}
-                },
+            let removed = fs
+                .remove(&path)
+                .or_else(|e| if absent(&e) { Ok(()) } else { fs.remove(&path) });
+            match removed {
+                Err(e) if !absent(&e) => return Err(Error::io(&e, format!("removing {name}"))),
                 _ => {}
             }
         }
