@@ -66,6 +66,7 @@ fn parse_args() -> Cfg {
     }
     let val = |f: &str| -> Option<String> { args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)).cloned() };
     let quick = has("--quick");
+    WA_ZERO_FILL.store(!has("--wa-keep-size"), Ordering::Relaxed);
     Cfg {
         records: val("--records").and_then(|v| v.parse().ok()).unwrap_or(50_000),
         size: KIB,
@@ -212,11 +213,24 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// writeahead zero-fills a window ahead of its end by default, so that its fdatasyncs
+/// overwrite written blocks and need no journal commit for a size change; segwal's
+/// contract (KEEP_SIZE, `stat().size` is what was written) rules that out. `--wa-keep-size`
+/// turns the window off, to show what of a durable row's gap that is.
+static WA_ZERO_FILL: AtomicBool = AtomicBool::new(true);
+
 fn wa_open(dir: &Path, max_file_size: u64) -> writeahead::WriteAhead {
+    let defaults = writeahead::WriteAheadOptions::default();
+    let preallocation_chunk_size = if WA_ZERO_FILL.load(Ordering::Relaxed) {
+        defaults.preallocation_chunk_size
+    } else {
+        None
+    };
     let mut w = writeahead::WriteAhead::<writeahead::SimpleFile>::with_options(writeahead::WriteAheadOptions {
         log_dir: dir.to_path_buf(),
         max_file_size,
-        ..Default::default()
+        preallocation_chunk_size,
+        ..defaults
     });
     w.start().expect("writeahead start");
     w
