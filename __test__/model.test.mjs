@@ -75,28 +75,101 @@ async function runSeed(seed, ops) {
     const all = inflight
     inflight = []
     for (const [what, pr] of all) await settle(pr, what)
+    await settle(wal.flush(), 'flush')
+    if (wal.pendingBytes !== 0) fail(`pendingBytes ${wal.pendingBytes} once every append and write settled`)
+  }
+  /** Positions seen in streams, by partition and LSN: later streams start `from` them. */
+  const seen = new Map()
+  const remember = (p, lsn, pos) => {
+    if (!seen.has(p)) seen.set(p, new Map())
+    seen.get(p).set(lsn, pos)
+  }
+  /** The records of a stream, through `stream()` or (randomly) `streamBatches()`. */
+  async function* recordsOf(p, options) {
+    if (int(2) === 0) {
+      for await (const r of wal.stream(p, options)) yield r
+      return
+    }
+    const maxBytes = [4096, 20_000, 1 << 20][int(3)]
+    let next = 0
+    for await (const b of wal.streamBatches(p, { ...options, maxBytes })) {
+      if (b.count < 1 || b.lastLsn !== b.firstLsn + b.count - 1 || b.partition !== p) {
+        fail(`streamBatches p${p}: batch ${JSON.stringify({ partition: b.partition, count: b.count, firstLsn: b.firstLsn, lastLsn: b.lastLsn })}`)
+      }
+      if (next !== 0 && b.firstLsn !== next) fail(`streamBatches p${p}: batch from ${b.firstLsn} after one that ended at ${next - 1}`)
+      next = b.lastLsn + 1
+      let bytes = 0
+      for (let i = 0; i < b.count; i++) bytes += b.lengths[i]
+      if (b.count > 1 && bytes > maxBytes) fail(`streamBatches p${p}: ${b.count} records, ${bytes} B in a batch of maxBytes ${maxBytes}`)
+      let i = 0
+      for (const r of b) {
+        const pos = b.position(i)
+        if (r.lsn !== b.firstLsn + i || pos.segment !== r.segment || pos.offset !== r.offset || !b.payload(i).equals(r.payload)) {
+          fail(`streamBatches p${p}: record ${i} of the batch from ${b.firstLsn} disagrees with payload()/position()`)
+        }
+        if (!b.data.subarray(b.starts[i], b.starts[i] + b.lengths[i]).equals(r.payload)) fail(`streamBatches p${p}: data/starts/lengths of LSN ${r.lsn}`)
+        i++
+        yield r
+      }
+      if (i !== b.count) fail(`streamBatches p${p}: the batch from ${b.firstLsn} iterated ${i} of ${b.count} records`)
+    }
   }
   // A stream must yield exactly the model's records from its start, in order.
   const checkStream = async (p, fromLsn, limit) => {
     const m = part(p)
     const last = wal.lastLsn(p)
     let expect = fromLsn === 0 ? wal.firstLsn(p) || last + 1 : fromLsn
+    // Sometimes from a position seen earlier, when it is the record of that LSN still.
+    const pos = seen.get(p)?.get(expect)
+    const options = pos !== undefined && fromLsn !== 0 && int(2) === 0 ? { from: pos } : { fromLsn }
     let n = 0
-    for await (const r of wal.stream(p, { fromLsn })) {
-      if (r.lsn !== expect) fail(`stream p${p} from ${fromLsn} yielded LSN ${r.lsn}, expected ${expect}`)
+    for await (const r of recordsOf(p, options)) {
+      if (r.lsn !== expect) fail(`stream p${p} from ${JSON.stringify(options)} yielded LSN ${r.lsn}, expected ${expect}`)
       const want = m.recs.get(r.lsn)
       if (!want || !want.equals(r.payload)) fail(`stream p${p} LSN ${r.lsn}: bytes differ from what was appended`)
+      remember(p, r.lsn, { segment: r.segment, offset: r.offset })
       expect++
       if (++n === limit) break
     }
-    if (n !== limit && expect <= last) fail(`stream p${p} from ${fromLsn} ended at ${expect}, lastLsn was ${last}`)
+    if (n !== limit && expect <= last) fail(`stream p${p} from ${JSON.stringify(options)} ended at ${expect}, lastLsn was ${last}`)
+  }
+  /** LSNs from `lsn` on no longer hold what `seen` says (a truncate rewrote them). */
+  const forget = (p, lsn) => {
+    for (const l of [...(seen.get(p)?.keys() ?? [])]) if (l > lsn) seen.get(p).delete(l)
   }
 
   for (let step = 0; step < ops; step++) {
     const p = ids[int(ids.length)]
     const m = part(p)
     const roll = int(100)
-    if (roll < 35) {
+    if (roll < 12) {
+      // write(): the LSN at once, no promise; flush() reports it.
+      const b = payload()
+      const lsn = m.next++
+      m.recs.set(lsn, b)
+      m.written = true
+      log.push(`write p${p} ${b.length} B (lsn ${lsn})`)
+      const got = wal.write(p, b)
+      if (got !== lsn) fail(`write p${p} returned LSN ${got}, expected ${lsn}`)
+      if (b.length > 0 && options.sync === 'always' && wal.pendingBytes < b.length) {
+        fail(`pendingBytes ${wal.pendingBytes} right after a durable write of ${b.length} B`)
+      }
+    } else if (roll < 16) {
+      // flush(): every record written or appended before it is acknowledged once it resolves.
+      const lasts = new Map([...model].map(([q, mq]) => [q, mq.next - 1]))
+      log.push('flush')
+      const w = wal
+      inflight.push([
+        'flush',
+        w.flush().then(() => {
+          // Once closed (a close in the same turn), the reopened WAL is checked instead.
+          if (w.closed) return
+          for (const [q, last] of lasts) {
+            if (w.lastLsn(q) < last && part(q).next - 1 >= last) fail(`flush resolved with lastLsn(${q}) ${w.lastLsn(q)} below ${last}, written before it`)
+          }
+        }),
+      ])
+    } else if (roll < 35) {
       const b = payload()
       const lsn = m.next++
       m.recs.set(lsn, b)
@@ -170,6 +243,7 @@ async function runSeed(seed, ops) {
       log.push(`stream p${p} read ${k}, then truncateAfter ${cut} (last ${last})`)
       await settle(wal.truncateAfter(p, cut), `truncateAfter p${p}`)
       for (const l of [...m.recs.keys()]) if (l > cut) m.recs.delete(l)
+      forget(p, cut)
       m.next = cut + 1
       if (KNOWN_OPEN.has('#3')) {
         await it.return()
@@ -192,17 +266,44 @@ async function runSeed(seed, ops) {
       log.push(`truncateAfter p${p} ${lsn}`)
       await settle(wal.truncateAfter(p, lsn), `truncateAfter p${p}`)
       for (const l of [...m.recs.keys()]) if (l > lsn) m.recs.delete(l)
+      forget(p, lsn)
       m.next = lsn + 1
       m.first = Math.min(m.first, lsn + 1)
       if (wal.lastLsn(p) !== lsn) fail(`after truncateAfter(${p}, ${lsn}) lastLsn is ${wal.lastLsn(p)}`)
     } else if (roll < 88) {
       await drain()
-      const min = int(m.next + 2)
-      log.push(`purgeBefore p${p} ${min}`)
+      // Sometimes with a stream open part way: it goes on in order with the right bytes,
+      // and either reaches the end or rejects with WAL_LSN_PURGED where records are gone.
+      // Such a purge reaches near the end, so that it deletes the segments the stream is in.
+      const start = wal.firstLsn(p)
+      const it = start > 0 && int(2) === 0 ? recordsOf(p, { fromLsn: start }) : undefined
+      const min = it === undefined ? int(m.next + 2) : Math.max(0, m.next - int(5))
+      let expect = start
+      const step = async () => {
+        const r = await settle(it.next(), `stream p${p} across a purge`)
+        if (r.done) return false
+        if (r.value.lsn !== expect) fail(`stream p${p} across a purge yielded LSN ${r.value.lsn}, expected ${expect}`)
+        if (!m.recs.get(expect)?.equals(r.value.payload)) fail(`stream p${p} across a purge: LSN ${expect} bytes differ`)
+        expect++
+        return true
+      }
+      const before = it === undefined ? 0 : int(4)
+      for (let i = 0; i < before && (await step()); i++);
+      log.push(`purgeBefore p${p} ${min}${it === undefined ? '' : ` (a stream from ${start} at ${expect})`}`)
       const r = await settle(wal.purgeBefore(p, min), `purgeBefore p${p}`)
       const floor = Math.max(min, m.first, 1)
       if (r.firstLsn > floor) fail(`purgeBefore(${p}, ${min}) left firstLsn ${r.firstLsn} (records from ${floor} must stay)`)
       if (r.firstLsn > 0) m.first = Math.max(m.first, r.firstLsn)
+      if (it !== undefined) {
+        const last = wal.lastLsn(p)
+        try {
+          while (await step());
+          if (expect <= last) fail(`stream p${p} across a purge ended at ${expect}, lastLsn ${last}`)
+        } catch (e) {
+          if (!(e instanceof WalError) || e.code !== 'WAL_LSN_PURGED') throw e
+          if (expect >= wal.firstLsn(p) && wal.firstLsn(p) > 0) fail(`stream p${p} rejected WAL_LSN_PURGED at ${expect}, still retained (first ${wal.firstLsn(p)})`)
+        }
+      }
     } else if (roll < 92) {
       log.push('close + reopen')
       const closing = wal.close()
