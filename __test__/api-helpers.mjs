@@ -36,3 +36,15 @@ export function payloadOf(i, size = 100) {
   b.write(`rec-${i}`)
   return b
 }
+
+/** A seeded generator of numbers in [0, 1) (splitmix64): the model tests' operation sequences. */
+export function rng(seed) {
+  let s = BigInt.asUintN(64, BigInt(seed))
+  return () => {
+    s = BigInt.asUintN(64, s + 0x9e3779b97f4a7c15n)
+    let z = s
+    z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n)
+    z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn)
+    return Number((z ^ (z >> 31n)) % 2n ** 53n) / 2 ** 53
+  }
+}

@@ -8,7 +8,7 @@
 // SEGWAL_MODEL_FROM (1000).
 import test from 'ava'
 import { Wal, WalError } from '../dist/index.js'
-import { makeTempDirs } from './api-helpers.mjs'
+import { makeTempDirs, rng } from './api-helpers.mjs'
 
 const { tempDir, cleanup } = makeTempDirs('model')
 test.after.always(cleanup)
@@ -21,17 +21,6 @@ const KNOWN_OPEN = new Set()
 
 /** Every promise settles: the hang detector. */
 const SETTLE_MS = 20_000
-
-function rng(seed) {
-  let s = BigInt.asUintN(64, BigInt(seed))
-  return () => {
-    s = BigInt.asUintN(64, s + 0x9e3779b97f4a7c15n)
-    let z = s
-    z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n)
-    z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn)
-    return Number((z ^ (z >> 31n)) % 2n ** 53n) / 2 ** 53
-  }
-}
 
 function settle(promise, what) {
   let timer

@@ -197,3 +197,36 @@ maybe('records written after a failure the facade has not taken yet are refused 
     unmount(mount)
   }
 })
+
+maybe('a large append refused before the facade took the failure: write() throws it until a flush() reported it', async (t) => {
+  const { mount, dir, filler } = nearlyFull('8m', 512 * 1024)
+  const wal = await Wal.open(dir, { segmentSize: 4 << 20, preallocate: false })
+  try {
+    const record = Buffer.alloc(8192, 7)
+    for (let i = 0; i < 100; i++) wal.write(1, record)
+    wal.stats() // hands them over now
+    blockFor(1500) // the engine fails them meanwhile; the JS side has not taken it
+    // Larger than the staging takes: it crosses on its own, and the engine refuses it.
+    // Awaiting it takes microtasks only, so the facade has still not taken the failure.
+    const refused = await wal.append(1, Buffer.alloc(1 << 20, 3)).then(
+      () => undefined,
+      (e) => e,
+    )
+    isEnospc(t, refused, 'the large append')
+    // The caller was told of the failure: write() throws it (a rejected append does not
+    // report it), where it used to hand out the next LSN of the failed run.
+    isEnospc(t, t.throws(() => wal.write(1, 'x')), 'write() after the rejected append')
+    isEnospc(t, t.throws(() => wal.write(1, Buffer.alloc(1 << 20))), 'a large write() after it')
+    const e = await withTimeout(wal.flush().then(() => undefined, (x) => x), 20_000, 'flush')
+    isEnospc(t, e, 'flush')
+    await wal.flush()
+    rmSync(filler)
+    const acked = wal.lastLsn(1)
+    t.is(wal.write(1, 'after'), acked + 1, 'reported: write() goes on after the last acknowledged record')
+    await wal.flush()
+    t.is(wal.pendingBytes, 0)
+  } finally {
+    await wal.close().catch(() => {})
+    unmount(mount)
+  }
+})

@@ -146,6 +146,13 @@ export class PartitionWrites {
   readonly unreported: Failure[] = []
   /** The last failure an event settled (refused records join it while it is unreported). */
   lastFailure: Failure | undefined
+  /**
+   * What the engine refused a call that crossed on its own with (a large record, a batch):
+   * the partition failed and its failure event is not taken yet. That caller was told (a
+   * rejection, a throw), so `write()` throws this too until the event is taken; from then
+   * on `unreported` holds the failure until a `flush()` reports it.
+   */
+  refusing: WalError | undefined
   /** Ack events taken, not processed yet, oldest first. */
   readonly events: AckEventRef[] = []
   /** Flushes waiting for `settled` to reach their target, in target order. */

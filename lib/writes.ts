@@ -191,6 +191,7 @@ export class Writes implements SettleSink {
   write(partition: number, payload: Payload): number {
     const ps = this.#parts[partition] ?? this.#part(partition)
     if (ps.unreported.length !== 0) throw ps.unreported[0]!.error
+    if (ps.refusing !== undefined) throw ps.refusing
     // The common case inline (bytes that fit the staging); the rest below.
     if (!(payload instanceof Uint8Array)) return this.#writeOther(ps, payload)
     // `length` equals `byteLength` for a Uint8Array and is several times cheaper to read
@@ -271,7 +272,7 @@ export class Writes implements SettleSink {
           ? native.writeString(this.#handle, ps.partition, payload)
           : native.write(this.#handle, ps.partition, payload)
     } catch (e) {
-      throw toWalError(e)
+      throw this.#refusal(ps, e)
     }
     ps.nextLsn = lsn + 1
     ps.issued++
@@ -322,7 +323,7 @@ export class Writes implements SettleSink {
           ? native.appendString(this.#handle, ps.partition, payload)
           : native.append(this.#handle, ps.partition, payload)
     } catch (e) {
-      return Promise.reject(toWalError(e))
+      return Promise.reject(this.#refusal(ps, e))
     }
     ps.nextLsn = lsn + 1
     const group = ps.pushAppend(-1)
@@ -339,7 +340,7 @@ export class Writes implements SettleSink {
       this.stage()
       first = native.appendBatch(this.#handle, partition, parts)
     } catch (e) {
-      return Promise.reject(toWalError(e))
+      return Promise.reject(this.#refusal(ps, e))
     }
     const last = first + parts.length - 1
     ps.nextLsn = last + 1
@@ -349,6 +350,18 @@ export class Writes implements SettleSink {
     for (const part of parts) bytes += part.byteLength
     this.#issuedDirect(ps, parts.length, bytes)
     return promise
+  }
+
+  /**
+   * What the engine threw at a call that crossed on its own. An I/O error there is the
+   * partition's failure, refused before its event reached the facade: the caller learns of
+   * it now, so `write()` throws it from now on too (API.md: until a `flush()` has reported
+   * a failure, `write()` throws it; a rejected append does not count as reporting it).
+   */
+  #refusal(ps: PartitionWrites, e: unknown): WalError {
+    const error = toWalError(e)
+    if (error.code === 'WAL_IO_ERROR') ps.refusing ??= error
+    return error
   }
 
   #issuedDirect(ps: PartitionWrites, records: number, bytes: number): void {
@@ -560,6 +573,7 @@ export class Writes implements SettleSink {
         const error = detail === undefined ? new WalError('WAL_IO_ERROR', 'append failed') : fromNative(detail)
         // The engine resumes after its last acknowledged record.
         ps.nextLsn = 0
+        ps.refusing = undefined
         if (count > 0) ev.failure = this.newFailure(partition, error, Infinity)
       }
       ps.events.push(ev)
