@@ -155,14 +155,23 @@ maybe('defect 9: an append accepted after a failure was taken is not rejected wh
   t.log('the scenario never happened in 3 attempts (a very slow machine): only consistency was checked')
 })
 
-maybe('records written after a failure the facade has not taken yet are refused and count as that failure', async (t) => {
+/**
+ * A WAL on a nearly full tmpfs whose partition 1 failed in the engine (100 written records
+ * of 8 KiB do not fit in 512 KiB) while the facade has not taken the failure yet.
+ */
+async function failedUntaken() {
   const { mount, dir, filler } = nearlyFull('8m', 512 * 1024)
   const wal = await Wal.open(dir, { segmentSize: 4 << 20, preallocate: false })
+  const record = Buffer.alloc(8192, 7)
+  for (let i = 0; i < 100; i++) wal.write(1, record)
+  wal.stats() // hands them over now
+  blockFor(1500) // the engine fails them meanwhile; the JS side has not taken it
+  return { mount, filler, wal }
+}
+
+maybe('records written after a failure the facade has not taken yet are refused and count as that failure', async (t) => {
+  const { mount, filler, wal } = await failedUntaken()
   try {
-    const record = Buffer.alloc(8192, 7)
-    for (let i = 0; i < 100; i++) wal.write(1, record)
-    wal.stats() // hands them over now
-    blockFor(1500) // the engine fails them meanwhile; the JS side has not taken it
     const acked = wal.lastLsn(1)
     t.true(acked < 100, `some records failed (${acked} acknowledged)`)
     // Still counted from the old LSNs: the engine refuses these (it resumes after `acked`).
@@ -199,13 +208,8 @@ maybe('records written after a failure the facade has not taken yet are refused 
 })
 
 maybe('a large append refused before the facade took the failure: write() throws it until a flush() reported it', async (t) => {
-  const { mount, dir, filler } = nearlyFull('8m', 512 * 1024)
-  const wal = await Wal.open(dir, { segmentSize: 4 << 20, preallocate: false })
+  const { mount, filler, wal } = await failedUntaken()
   try {
-    const record = Buffer.alloc(8192, 7)
-    for (let i = 0; i < 100; i++) wal.write(1, record)
-    wal.stats() // hands them over now
-    blockFor(1500) // the engine fails them meanwhile; the JS side has not taken it
     // Larger than the staging takes: it crosses on its own, and the engine refuses it.
     // Awaiting it takes microtasks only, so the facade has still not taken the failure.
     const refused = await wal.append(1, Buffer.alloc(1 << 20, 3)).then(
