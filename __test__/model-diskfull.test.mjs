@@ -83,7 +83,7 @@ async function runSeed(seed, ops) {
    * may have gone back to lastLsn() + 1 (a failure was seen since); whether write() must
    * throw (an append's failure that no flush() can have reported yet).
    */
-  const parts = new Map(ids.map((p) => [p, { byLsn: new Map(), prev: 0, mayReset: false, mustThrow: false }]))
+  const parts = new Map(ids.map((p) => [p, { byLsn: new Map(), prev: 0, mayReset: false, mustThrow: false, first: 1 }]))
   /** Appends that resolved (tag -> { p, lsn }) and the tags of those rejected. */
   const resolved = new Map()
   const rejected = new Set()
@@ -129,20 +129,22 @@ async function runSeed(seed, ops) {
     inflight = []
     await withTimeout(Promise.all(all), SETTLE_MS, 'the appends and flushes in flight')
   }
-  /** Flushes until one resolves: with room on the disk, every failure is reported once. */
+  /** Flushes until one resolves: with no new records, each failure is reported once. */
   const settleAll = async () => {
     await drain()
     for (let i = 0; ; i++) {
-      if (i > 200) fail('flush() still rejects after 200 calls with room on the disk')
+      if (i > 200) fail('flush() still rejects after 200 calls with no new records')
       if (await withTimeout(flush(), SETTLE_MS, 'flush')) break
     }
     if (wal.pendingBytes !== 0) fail(`pendingBytes ${wal.pendingBytes} once everything settled`)
   }
-  /** The log of `p`, LSNs 1..lastLsn(), against the model. */
+  /** The log of `p`, LSNs firstLsn()..lastLsn(), against the model. */
   const checkLog = async (p, what) => {
     const s = parts.get(p)
     const last = wal.lastLsn(p)
-    let expect = 1
+    const first = wal.firstLsn(p)
+    if (first > s.first) fail(`${what}: p${p} firstLsn ${first}, but nothing below ${s.first} was purged`)
+    let expect = first || last + 1
     for await (const r of wal.stream(p)) {
       if (r.lsn !== expect) fail(`${what}: p${p} yielded LSN ${r.lsn}, expected ${expect}`)
       const tag = tagOf(r.payload)
@@ -152,7 +154,7 @@ async function runSeed(seed, ops) {
     }
     if (expect !== last + 1) fail(`${what}: p${p} stream ended at ${expect}, lastLsn ${last}`)
     for (const [tag, a] of resolved) {
-      if (a.p === p && a.lsn > last) fail(`${what}: p${p} append ${tag} resolved at LSN ${a.lsn}, beyond lastLsn ${last}`)
+      if (a.p === p && a.lsn > last && !a.cut) fail(`${what}: p${p} append ${tag} resolved at LSN ${a.lsn}, beyond lastLsn ${last}`)
     }
   }
 
@@ -161,7 +163,7 @@ async function runSeed(seed, ops) {
     const p = ids[int(ids.length)]
     const s = parts.get(p)
     const roll = int(100)
-    if (roll < 45) {
+    if (roll < 40) {
       const { tag, b } = payload()
       const last = wal.lastLsn(p)
       let lsn
@@ -182,7 +184,7 @@ async function runSeed(seed, ops) {
       s.prev = lsn
       s.mayReset = false
       s.byLsn.set(lsn, b)
-    } else if (roll < 75) {
+    } else if (roll < 62) {
       const { tag, b } = payload()
       log.push(`append p${p} ${tag} ${b.length} B`)
       const { prev } = s
@@ -212,15 +214,52 @@ async function runSeed(seed, ops) {
       )
       // Its LSN is known when it settles: the model waits for that before the next step.
       await drain()
-    } else if (roll < 85) {
+    } else if (roll < 72) {
       inflight.push(flush())
-    } else if (roll < 90) {
+    } else if (roll < 77) {
+      // A truncate once everything settled (the disk may still be full): it resolves, the
+      // log ends at the cut and LSNs go on after it; or it fails with the disk's error.
+      await settleAll()
+      const last = wal.lastLsn(p)
+      // Not below the first retained record (firstLsn() is 0 when none is: then `last`);
+      // 0 restarts the partition.
+      const low = wal.firstLsn(p) > 0 ? wal.firstLsn(p) - 1 : last
+      const lsn = int(4) === 0 ? 0 : int(3) === 0 ? low : last - int(Math.min(last - low, 10) + 1)
+      log.push(`truncateAfter p${p} ${lsn} (last ${last})`)
+      const e = await withTimeout(wal.truncateAfter(p, lsn).then(() => undefined, (x) => x), SETTLE_MS, 'truncateAfter')
+      if (e !== undefined) {
+        if (!isEnospc(e)) fail(`truncateAfter(${p}, ${lsn}) rejected with ${e?.code ?? e}: ${e?.message}`)
+        log.push(`truncateAfter p${p} rejected ENOSPC`)
+        s.mayReset = true
+        continue
+      }
+      if (wal.lastLsn(p) !== lsn) fail(`after truncateAfter(${p}, ${lsn}) lastLsn is ${wal.lastLsn(p)}`)
+      for (const l of [...s.byLsn.keys()]) if (l > lsn) s.byLsn.delete(l)
+      for (const a of resolved.values()) if (a.p === p && a.lsn > lsn) a.cut = true
+      s.prev = lsn
+      if (lsn === 0) s.first = 1
+      await checkLog(p, `after truncateAfter(${p}, ${lsn})`)
+    } else if (roll < 82) {
+      // A purge once everything settled: whole segments below `min`, never a record at or above it.
+      await settleAll()
+      const min = int(s.prev + 2)
+      log.push(`purgeBefore p${p} ${min}`)
+      const r = await withTimeout(wal.purgeBefore(p, min).then((x) => x, (x) => x), SETTLE_MS, 'purgeBefore')
+      if (r instanceof Error) {
+        if (!isEnospc(r)) fail(`purgeBefore(${p}, ${min}) rejected with ${r?.code ?? r}: ${r?.message}`)
+        log.push(`purgeBefore p${p} rejected ENOSPC`)
+        continue
+      }
+      if (r.firstLsn > Math.max(min, s.first, 1)) fail(`purgeBefore(${p}, ${min}) left firstLsn ${r.firstLsn}: records at or above ${min} must stay`)
+      if (r.firstLsn > 0) s.first = Math.max(s.first, r.firstLsn)
+      await checkLog(p, `after purgeBefore(${p}, ${min})`)
+    } else if (roll < 88) {
       log.push('room: the filler goes, every failure is reported')
       rmSync(filler, { force: true })
       await settleAll()
       for (const q of ids) await checkLog(q, 'with room again')
       fill()
-    } else if (roll < 93) {
+    } else if (roll < 91) {
       log.push('close + reopen (with room)')
       rmSync(filler, { force: true })
       await settleAll()
@@ -253,7 +292,7 @@ if (!probe.ok) {
   const one = process.env.SEGWAL_DISKFULL_SEED
   const count = Number(process.env.SEGWAL_DISKFULL_SEEDS ?? 8)
   const from = Number(process.env.SEGWAL_DISKFULL_FROM ?? 1)
-  const seeds = one !== undefined ? [Number(one)] : [...REGRESSION_SEEDS, ...Array.from({ length: count }, (_, i) => from + i)]
+  const seeds = one !== undefined ? [Number(one)] : [...new Set([...REGRESSION_SEEDS, ...Array.from({ length: count }, (_, i) => from + i)])]
   for (const seed of seeds) {
     test.serial(`disk-full model seed ${seed}`, async (t) => {
       try {
