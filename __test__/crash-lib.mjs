@@ -209,6 +209,7 @@ export async function runCrashRounds(opts) {
         concurrency: 1 + Math.floor(rnd() * 32),
         batchProb: rnd() * 0.5,
         purgeProb: rnd() < 0.3 ? 0.01 : 0,
+        writeProb: rnd() * 0.4,
         maxMs: 15000,
       }
       const res = await runWriter(cfg, mode, rnd)

@@ -1,11 +1,13 @@
 // Child process of the kill -9 harness (see crash-lib.mjs). Usage:
 //   node crash-writer.mjs '<json config>'
-// Opens the WAL with sync: 'always', appends concurrently to several partitions and
-// reports on stdout, one line each, written only after the promise resolved:
+// Opens the WAL with sync: 'always', appends (and writes, then flushes) concurrently to
+// several partitions and reports on stdout, one line each, written only after the promise
+// resolved:
 //   O {"last":{p:lastLsn},"recovery":[...]}   opened (before any append)
 //   A p lsn segment offset                      single append acknowledged
 //   I p first last                              batch about to be appended (intent)
-//   B p first last                              batch acknowledged
+//   B p first last                              batch acknowledged, or a run of write()s
+//                                               acknowledged by the flush() after it
 //   P p minLsn                                  purgeBefore about to be called
 //   Q p minLsn firstLsn segmentsDeleted         purgeBefore resolved
 //   C                                           closed cleanly (after "stop" on stdin)
@@ -94,6 +96,19 @@ async function worker() {
       }
       out(`B ${p} ${first} ${lastLsn}`)
       acked(p, first, lastLsn)
+    } else if (r < cfg.purgeProb + cfg.batchProb + cfg.writeProb) {
+      // A run of write()s (no promise each), acknowledged together by the flush() after
+      // them: reported like a batch's acknowledgement, with no intent (not atomic).
+      const first = next.get(p)
+      const n = 1 + Math.floor(rnd() * 40)
+      for (let i = 0; i < n; i++) {
+        const lsn = wal.write(p, form(payloadFor(p, first + i, cfg.round)))
+        if (lsn !== first + i) fail(`write(${p}) expected lsn ${first + i}, got ${lsn}`)
+      }
+      next.set(p, first + n)
+      await wal.flush()
+      out(`B ${p} ${first} ${first + n - 1}`)
+      acked(p, first, first + n - 1)
     } else {
       const lsn = next.get(p)
       next.set(p, lsn + 1)

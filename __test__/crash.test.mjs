@@ -1,5 +1,6 @@
 // kill -9 crash test: at least 25 rounds of a child writer (sync: 'always', small
-// segments, concurrent appends and batches on several partitions) SIGKILLed at random
+// segments, concurrent appends, batches and runs of write()s each acknowledged by a
+// flush(), on several partitions) SIGKILLed at random
 // moments, each followed by a reopen that checks every acknowledged record, dense LSNs,
 // whole-or-absent batches, an exact wal.recovery and that appending continues at
 // lastLsn + 1. See crash-lib.mjs; `npm run test:crash -- --rounds N` for long runs.
