@@ -195,14 +195,15 @@ async function runSeed(seed, ops) {
       log.push(`stream p${p} from ${from}`)
       await settle(checkStream(p, from, int(3) === 0 ? 1 + int(5) : Infinity), `stream p${p}`)
     } else if (roll < 75) {
-      // A follow stream sees appends made after it started, then ends at abort.
+      // A follow stream (of records or of batches) sees appends made after it started,
+      // then ends at abort.
       await drain()
       const ac = new AbortController()
       const start = wal.lastLsn(p) + 1
       const got = []
       log.push(`follow p${p} from ${start}`)
       const reading = (async () => {
-        for await (const r of wal.stream(p, { fromLsn: start, follow: true, signal: ac.signal })) {
+        for await (const r of recordsOf(p, { fromLsn: start, follow: true, signal: ac.signal })) {
           got.push(r.lsn)
           if (got.length === 3) ac.abort()
         }
